@@ -1,0 +1,83 @@
+//! `GET /api/health`: is keygate able to serve? Touches each dependency the
+//! real components rely on (key-value store, SQLite database, the admin-token
+//! variable) and reports each one, without revealing any value.
+
+use serde_json::json;
+use spin_sdk::http::{IntoResponse, Method, Request, Response};
+use spin_sdk::http_component;
+use spin_sdk::{key_value, sqlite3, variables};
+
+#[http_component]
+fn handle(req: Request) -> Response {
+    if *req.method() != Method::Get && *req.method() != Method::Head {
+        return Response::builder()
+            .status(405)
+            .header("allow", "GET, HEAD")
+            .header("content-type", "application/problem+json")
+            .body(
+                json!({
+                    "type": "about:blank",
+                    "title": "Method Not Allowed",
+                    "status": 405,
+                    "detail": "GET /api/health only",
+                    "code": "method_not_allowed"
+                })
+                .to_string(),
+            )
+            .build();
+    }
+    let checks = [
+        ("key_value", check_key_value()),
+        ("sqlite", check_sqlite()),
+        ("admin_token", check_admin_token()),
+    ];
+    let healthy = checks.iter().all(|(_, r)| r.is_ok());
+    let body = json!({
+        "status": if healthy { "ok" } else { "degraded" },
+        "checks": checks
+            .iter()
+            .map(|(name, result)| {
+                let value = match result {
+                    Ok(()) => json!({"status": "ok"}),
+                    Err(problem) => json!({"status": "failing", "problem": problem}),
+                };
+                (name.to_string(), value)
+            })
+            .collect::<serde_json::Map<_, _>>(),
+    });
+    Response::builder()
+        .status(if healthy { 200 } else { 503 })
+        .header("content-type", "application/json")
+        .header("cache-control", "no-store")
+        .body(body.to_string())
+        .build()
+        .into_response()
+}
+
+fn check_key_value() -> Result<(), String> {
+    let store = key_value::Store::open_default().map_err(|e| format!("cannot open store: {e}"))?;
+    store
+        .exists("health")
+        .map(drop)
+        .map_err(|e| format!("cannot read: {e}"))
+}
+
+fn check_sqlite() -> Result<(), String> {
+    let db =
+        sqlite3::Connection::open_default().map_err(|e| format!("cannot open database: {e}"))?;
+    let result = db
+        .execute("SELECT 1", &[])
+        .map_err(|e| format!("cannot query: {e}"))?;
+    match result.rows.first().and_then(|r| r.values.first()) {
+        Some(sqlite3::Value::Integer(1)) => Ok(()),
+        _ => Err("unexpected answer to SELECT 1".to_string()),
+    }
+}
+
+fn check_admin_token() -> Result<(), String> {
+    match variables::get("admin_token") {
+        Ok(token) if token.len() >= 16 => Ok(()),
+        Ok(_) => Err("admin_token is shorter than 16 characters".to_string()),
+        Err(e) => Err(format!("admin_token is not available: {e}")),
+    }
+}
