@@ -19,7 +19,9 @@ use crate::variables::VariableSources;
 #[command(
     name = "keygate-host",
     version,
-    about = "Run a Spin app's HTTP components locally on wasmtime"
+    about = "Run a Spin app's HTTP components locally on wasmtime",
+    // A flag given twice takes its last value, so wrappers can override.
+    args_override_self = true
 )]
 pub struct Cli {
     #[command(subcommand)]

@@ -1,0 +1,58 @@
+//! keygate's health route (`GET /api/health`) on the real manifest.
+
+use keygate_tests::RunnerConfig;
+
+#[test]
+fn healthy_app_reports_each_dependency() {
+    let state = tempfile::tempdir().unwrap();
+    let runner = RunnerConfig::app(&state, "an-admin-token-long-enough").start();
+    let reply = runner.get("/api/health");
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    let body = reply.json();
+    assert_eq!(body["status"], "ok");
+    for check in ["key_value", "sqlite", "admin_token"] {
+        assert_eq!(body["checks"][check]["status"], "ok", "{check}: {body}");
+    }
+    assert!(!reply.text().contains("an-admin-token-long-enough"));
+}
+
+#[test]
+fn weak_admin_token_is_reported_without_revealing_it() {
+    let state = tempfile::tempdir().unwrap();
+    let runner = RunnerConfig::app(&state, "short").start();
+    let reply = runner.get("/api/health");
+    assert_eq!(reply.status, 503);
+    let body = reply.json();
+    assert_eq!(body["status"], "degraded");
+    assert_eq!(body["checks"]["admin_token"]["status"], "failing");
+    assert_eq!(body["checks"]["sqlite"]["status"], "ok");
+    assert!(!reply.text().contains("\"short\""));
+}
+
+#[test]
+fn other_methods_are_405_problem_json() {
+    let state = tempfile::tempdir().unwrap();
+    let runner = RunnerConfig::app(&state, "an-admin-token-long-enough").start();
+    let reply = runner.post_json("/api/health", &keygate_tests::json!({}));
+    assert_eq!(reply.status, 405);
+    assert_eq!(reply.header("allow"), Some("GET, HEAD"));
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/problem+json")
+    );
+    assert_eq!(reply.json()["code"], "method_not_allowed");
+}
+
+#[test]
+fn app_refuses_to_start_without_admin_token() {
+    let state = tempfile::tempdir().unwrap();
+    let mut config = RunnerConfig::app(&state, "x");
+    config.env.clear();
+    let (status, stderr) = config.fail_to_start();
+    assert!(!status.success());
+    assert!(
+        stderr.contains("admin_token") && stderr.contains("SPIN_VARIABLE_ADMIN_TOKEN"),
+        "{stderr}"
+    );
+}
