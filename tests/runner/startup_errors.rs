@@ -41,7 +41,8 @@ fn the_good_manifest_starts() {
     config.manifest = manifest(state.path(), GOOD);
     config.args.clear();
     let runner = config.start();
-    assert_eq!(runner.get("/probe/request").status, 200);
+    assert_eq!(runner.put("/kv/default/k", b"v").status, 204);
+    assert_eq!(runner.get("/kv/default/k").body, b"v");
     assert!(
         runner.stdout().contains("probe: http://127.0.0.1:"),
         "{}",
