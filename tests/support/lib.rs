@@ -58,6 +58,7 @@ pub fn wasm(name: &str) -> PathBuf {
 /// The test-only probe app (`tests/fixtures/spin.toml`).
 pub fn probe_manifest() -> PathBuf {
     wasm("probe");
+    wasm("noop");
     workspace_root().join("tests/fixtures/spin.toml")
 }
 

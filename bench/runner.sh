@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Measures keygate-host itself: start-up (cold and with the compile cache) and
+# requests/second for a no-op component and for /api/health, with wrk on 127.0.0.1.
+# Not part of CI; numbers, not pass/fail.
+#
+#   bench/runner.sh [seconds per load run, default 10]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-10}
+command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)" >&2; exit 2; }
+rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+cargo build -q --release --target wasm32-wasip2 -p health -p probe -p noop
+cargo build -q --release -p keygate-host
+bin=target/release/keygate-host
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+
+# Starts a runner in the background; sets $url once it serves.
+start() { # manifest cache-dir log
+  "$bin" up --manifest "$1" --listen 127.0.0.1:0 --state-dir "$work/state" --cache-dir "$2" \
+    >"$3.out" 2>"$3.err" &
+  pid=$!
+  url=""
+  while [[ -z "$url" ]]; do
+    kill -0 "$pid" 2>/dev/null || { cat "$3.err" >&2; exit 1; }
+    url=$(sed -n 's/^Serving //p' "$3.out" 2>/dev/null || true)
+    [[ -n "$url" ]] || sleep 0.05
+  done
+}
+stop() { kill -TERM "$pid"; wait "$pid" || true; }
+ready_ms() { sed -n 's/.*ready in \([0-9]*\) ms/\1/p' "$1.err"; }
+
+export SPIN_VARIABLE_SECRET_THING=bench SPIN_VARIABLE_ADMIN_TOKEN=bench-admin-token-0123456789
+printf '\n## keygate-host on %s (%s cores), %s\n\n' "$(uname -m)" "$(nproc)" "$(date -u +%F)"
+printf '| measure | value |\n|---|---|\n'
+for c in health probe noop; do
+  printf '| %s.wasm | %s KiB |\n' "$c" $(( $(stat -c %s "target/wasm32-wasip2/release/$c.wasm") / 1024 ))
+done
+
+cold=() warm=()
+for i in 1 2 3 4 5; do
+  start tests/fixtures/spin.toml "$work/cache-$i" "$work/cold"; stop; cold+=("$(ready_ms "$work/cold")")
+  start tests/fixtures/spin.toml "$work/cache-$i" "$work/warm"; stop; warm+=("$(ready_ms "$work/warm")")
+done
+median() { printf '%s\n' "$@" | sort -n | sed -n "$(( ($# + 1) / 2 ))p"; }
+printf '| start-up, cold (compile 3 components, median of 5) | %s ms |\n' "$(median "${cold[@]}")"
+printf '| start-up, warm compile cache (median of 5) | %s ms |\n' "$(median "${warm[@]}")"
+
+load() { # label url connections
+  local out
+  out=$(wrk -t2 -c"$3" -d"${secs}s" --latency "$2")
+  printf '| %s, %s conn: req/s | %s |\n' "$1" "$3" "$(awk '/Requests\/sec/ {print $2}' <<<"$out")"
+  printf '| %s, %s conn: p50 / p99 | %s / %s |\n' "$1" "$3" \
+    "$(awk '$1=="50%" {print $2}' <<<"$out")" "$(awk '$1=="99%" {print $2}' <<<"$out")"
+}
+start tests/fixtures/spin.toml "$work/cache-1" "$work/load"
+load "no-op component" "$url/noop" 1
+load "no-op component" "$url/noop" 16
+stop
+start spin.toml "$work/cache-1" "$work/app"
+load "GET /api/health (KV + SQLite + variable)" "$url/api/health" 16
+stop
+echo
