@@ -18,7 +18,7 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 # Starts a runner in the background; sets $url once it serves.
 start() { # manifest cache-dir log
   "$bin" up --manifest "$1" --listen 127.0.0.1:0 --state-dir "$work/state" --cache-dir "$2" \
-    >"$3.out" 2>"$3.err" &
+    --runtime-config-file "$work/runtime-config.toml" >"$3.out" 2>"$3.err" &
   pid=$!
   url=""
   while [[ -z "$url" ]]; do
@@ -30,6 +30,8 @@ start() { # manifest cache-dir log
 stop() { kill -TERM "$pid"; wait "$pid" || true; }
 ready_ms() { sed -n 's/.*ready in \([0-9]*\) ms/\1/p' "$1.err"; }
 
+# The probe app is granted a second key-value store.
+printf '[key_value_store.other]\ntype = "spin"\n' > "$work/runtime-config.toml"
 export SPIN_VARIABLE_SECRET_THING=bench SPIN_VARIABLE_ADMIN_TOKEN=bench-admin-token-0123456789
 printf '\n## keygate-host on %s (%s cores), %s\n\n' "$(uname -m)" "$(nproc)" "$(date -u +%F)"
 printf '| measure | value |\n|---|---|\n'
@@ -48,7 +50,7 @@ printf '| start-up, warm compile cache (median of 5) | %s ms |\n' "$(median "${w
 
 load() { # label url connections
   local out
-  out=$(wrk -t2 -c"$3" -d"${secs}s" --latency "$2")
+  out=$(wrk -t"$(( $3 < 2 ? 1 : 2 ))" -c"$3" -d"${secs}s" --latency "$2")
   printf '| %s, %s conn: req/s | %s |\n' "$1" "$3" "$(awk '/Requests\/sec/ {print $2}' <<<"$out")"
   printf '| %s, %s conn: p50 / p99 | %s / %s |\n' "$1" "$3" \
     "$(awk '$1=="50%" {print $2}' <<<"$out")" "$(awk '$1=="99%" {print $2}' <<<"$out")"
