@@ -1,0 +1,39 @@
+//! `POST /webhooks/user-removed`: the identity system says a user is gone;
+//! every key of that user is revoked. Signed per Standard Webhooks,
+//! idempotent by `webhook-id`.
+
+use keygate::validate::check_json_body;
+use keygate::webhook::{WebhookHeaders, WebhookSecret, parse_user_removed, verify_signature};
+use keygate::{Error, KeyService, timestamp};
+use keygate_spin::{SpinKeyValue, SpinSql, header, json, problem, variable};
+use serde_json::to_value;
+use spin_sdk::http::{Method, Request, Response};
+use spin_sdk::http_component;
+
+#[http_component]
+fn handle(req: Request) -> Response {
+    let result = match req.method() {
+        Method::Post => user_removed(&req),
+        _ => Err(Error::MethodNotAllowed { allow: "POST" }),
+    };
+    result.unwrap_or_else(|e| problem(&e))
+}
+
+fn user_removed(req: &Request) -> Result<Response, Error> {
+    let secret = WebhookSecret::parse(variable("webhook_secret").as_deref())?;
+    let now = timestamp::now();
+    let headers = WebhookHeaders {
+        id: header(req, "webhook-id"),
+        timestamp: header(req, "webhook-timestamp"),
+        signature: header(req, "webhook-signature"),
+    };
+    // The signature before anything else: an unsigned caller learns nothing.
+    let webhook_id = verify_signature(&secret, &headers, req.body(), now)?;
+    check_json_body(header(req, "content-type"), req.body().len())?;
+    let event = parse_user_removed(req.body())?;
+
+    let kv = SpinKeyValue::open_default()?;
+    let sql = SpinSql::open_default()?;
+    let removed = KeyService::new(&kv, &sql).remove_user(&event.user_id, &webhook_id, now)?;
+    Ok(json(200, &to_value(&removed).expect("serialisable")))
+}

@@ -1,0 +1,127 @@
+//! The Spin side of keygate. The domain crate knows nothing of Spin; this
+//! crate maps its storage traits onto spin-sdk's key-value store and SQLite
+//! connection, and its errors and results onto HTTP responses, so each
+//! component is parsing, one domain call and a response.
+
+use keygate::Error;
+use keygate::store::{KeyValue, Rows, Sql, SqlValue, StoreError};
+use spin_sdk::http::{Request, Response};
+use spin_sdk::{key_value, sqlite3, variables};
+
+/// The `default` key-value store: the verify index.
+pub struct SpinKeyValue(key_value::Store);
+
+impl SpinKeyValue {
+    pub fn open_default() -> Result<Self, Error> {
+        key_value::Store::open_default()
+            .map(Self)
+            .map_err(|e| Error::Storage(StoreError::new(format!("key-value open: {e}"))))
+    }
+}
+
+impl KeyValue for SpinKeyValue {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.0
+            .get(key)
+            .map_err(|e| StoreError::new(format!("key-value get: {e}")))
+    }
+
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.0
+            .set(key, value)
+            .map_err(|e| StoreError::new(format!("key-value set: {e}")))
+    }
+
+    fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.0
+            .delete(key)
+            .map_err(|e| StoreError::new(format!("key-value delete: {e}")))
+    }
+}
+
+/// The `default` SQLite database: the overview and the audit trail.
+pub struct SpinSql(sqlite3::Connection);
+
+impl SpinSql {
+    pub fn open_default() -> Result<Self, Error> {
+        sqlite3::Connection::open_default()
+            .map(Self)
+            .map_err(|e| Error::Storage(StoreError::new(format!("sqlite open: {e}"))))
+    }
+}
+
+impl Sql for SpinSql {
+    fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<Rows, StoreError> {
+        let params: Vec<sqlite3::Value> = params
+            .iter()
+            .map(|p| match p {
+                SqlValue::Integer(i) => sqlite3::Value::Integer(*i),
+                SqlValue::Real(r) => sqlite3::Value::Real(*r),
+                SqlValue::Text(t) => sqlite3::Value::Text(t.clone()),
+                SqlValue::Blob(b) => sqlite3::Value::Blob(b.clone()),
+                SqlValue::Null => sqlite3::Value::Null,
+            })
+            .collect();
+        let result = self
+            .0
+            .execute(sql, &params)
+            .map_err(|e| StoreError::new(format!("sqlite: {e}")))?;
+        let rows = result
+            .rows
+            .into_iter()
+            .map(|row| {
+                row.values
+                    .into_iter()
+                    .map(|v| match v {
+                        sqlite3::Value::Integer(i) => SqlValue::Integer(i),
+                        sqlite3::Value::Real(r) => SqlValue::Real(r),
+                        sqlite3::Value::Text(t) => SqlValue::Text(t),
+                        sqlite3::Value::Blob(b) => SqlValue::Blob(b),
+                        sqlite3::Value::Null => SqlValue::Null,
+                    })
+                    .collect()
+            })
+            .collect();
+        Ok(Rows {
+            columns: result.columns,
+            rows,
+        })
+    }
+}
+
+/// A Spin variable, `None` when unset or empty.
+pub fn variable(name: &str) -> Option<String> {
+    variables::get(name).ok().filter(|v| !v.is_empty())
+}
+
+/// A request header as text (`None` when absent or not UTF-8).
+pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.header(name).and_then(|v| v.as_str())
+}
+
+/// The error as an RFC 9457 problem response — the one place errors become HTTP.
+pub fn problem(error: &Error) -> Response {
+    if let Error::Storage(e) = error {
+        // The detail sent to the caller is generic; the cause goes to the log.
+        eprintln!("keygate: storage failure: {}", e.message());
+    }
+    let problem = error.to_problem();
+    let mut response = Response::builder();
+    response
+        .status(problem.status)
+        .header("content-type", keygate::error::Problem::CONTENT_TYPE);
+    for (name, value) in &problem.headers {
+        response.header(*name, value.as_str());
+    }
+    response.body(problem.to_json()).build()
+}
+
+/// A JSON response.
+pub fn json(status: u16, body: &serde_json::Value) -> Response {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .header("cache-control", "no-store")
+        .body(body.to_string())
+        .build()
+}

@@ -1,0 +1,436 @@
+//! Every way a keygate request can fail, and the one place each becomes an
+//! RFC 9457 problem.
+
+use std::fmt;
+
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use crate::key::MalformedKey;
+use crate::store::StoreError;
+
+/// One field's problem in a `validation_failed` (or `invalid_query`) answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The error of every keygate operation. `code()` is stable API.
+///
+/// No variant carries a secret; details are written for the caller, storage
+/// internals stay in [`StoreError`] for logs.
+#[derive(Debug)]
+pub enum Error {
+    /// No or wrong admin token.
+    Unauthenticated,
+    /// `X-Acting-User` missing or not 1–200 printable characters.
+    ActingUserRequired,
+    UserRemoved,
+    /// Unparseable JSON, unknown or repeated fields, wrong shape.
+    InvalidRequest(String),
+    UnsupportedMediaType,
+    PayloadTooLarge,
+    ValidationFailed(Vec<FieldError>),
+    NameTaken,
+    KeyNotFound,
+    InvalidQuery(FieldError),
+    NotFound,
+    /// `allow` is the `Allow` header value, e.g. `"GET, POST"`.
+    MethodNotAllowed {
+        allow: &'static str,
+    },
+    MissingKey,
+    MalformedKey(MalformedKey),
+    UnknownKey,
+    ExpiredKey,
+    RevokedKey,
+    /// Missing webhook headers, or no signature matched.
+    InvalidSignature,
+    TimestampOutOfTolerance,
+    WebhookNotConfigured,
+    Storage(StoreError),
+    /// The OS random source failed; no key or id can be made.
+    RandomnessUnavailable,
+}
+
+impl Error {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Unauthenticated => "unauthenticated",
+            Error::ActingUserRequired => "acting_user_required",
+            Error::UserRemoved => "user_removed",
+            Error::InvalidRequest(_) => "invalid_request",
+            Error::UnsupportedMediaType => "unsupported_media_type",
+            Error::PayloadTooLarge => "payload_too_large",
+            Error::ValidationFailed(_) => "validation_failed",
+            Error::NameTaken => "name_taken",
+            Error::KeyNotFound => "key_not_found",
+            Error::InvalidQuery(_) => "invalid_query",
+            Error::NotFound => "not_found",
+            Error::MethodNotAllowed { .. } => "method_not_allowed",
+            Error::MissingKey => "missing_key",
+            Error::MalformedKey(_) => "malformed_key",
+            Error::UnknownKey => "unknown_key",
+            Error::ExpiredKey => "expired_key",
+            Error::RevokedKey => "revoked_key",
+            Error::InvalidSignature => "invalid_signature",
+            Error::TimestampOutOfTolerance => "timestamp_out_of_tolerance",
+            Error::WebhookNotConfigured => "webhook_not_configured",
+            Error::Storage(_) => "storage_unavailable",
+            Error::RandomnessUnavailable => "randomness_unavailable",
+        }
+    }
+
+    pub fn status(&self) -> u16 {
+        match self {
+            Error::Unauthenticated
+            | Error::MissingKey
+            | Error::MalformedKey(_)
+            | Error::UnknownKey
+            | Error::ExpiredKey
+            | Error::RevokedKey
+            | Error::InvalidSignature
+            | Error::TimestampOutOfTolerance => 401,
+            Error::ActingUserRequired | Error::InvalidRequest(_) | Error::InvalidQuery(_) => 400,
+            Error::UserRemoved => 403,
+            Error::KeyNotFound | Error::NotFound => 404,
+            Error::MethodNotAllowed { .. } => 405,
+            Error::NameTaken => 409,
+            Error::PayloadTooLarge => 413,
+            Error::UnsupportedMediaType => 415,
+            Error::ValidationFailed(_) => 422,
+            Error::WebhookNotConfigured | Error::Storage(_) | Error::RandomnessUnavailable => 503,
+        }
+    }
+
+    /// Whether this is one of verify's "the key does not work" answers, which
+    /// carry `"valid": false`.
+    pub fn is_key_rejection(&self) -> bool {
+        matches!(
+            self,
+            Error::MissingKey
+                | Error::MalformedKey(_)
+                | Error::UnknownKey
+                | Error::ExpiredKey
+                | Error::RevokedKey
+        )
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            Error::Unauthenticated => {
+                "a valid admin token is required: Authorization: Bearer <token>".into()
+            }
+            Error::ActingUserRequired => {
+                "X-Acting-User must name the user (1–200 printable characters)".into()
+            }
+            Error::UserRemoved => "the acting user has been removed and can no longer act".into(),
+            Error::InvalidRequest(detail) => detail.clone(),
+            Error::UnsupportedMediaType => {
+                "the body must be JSON (Content-Type: application/json)".into()
+            }
+            Error::PayloadTooLarge => "the body is larger than 64 KiB".into(),
+            Error::ValidationFailed(errors) => {
+                let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+                format!("invalid fields: {}", fields.join(", "))
+            }
+            Error::NameTaken => "an active key with this name already exists".into(),
+            Error::KeyNotFound => "no key with this id".into(),
+            Error::InvalidQuery(e) => format!("query parameter `{}` {}", e.field, e.message),
+            Error::NotFound => "no such route".into(),
+            Error::MethodNotAllowed { allow } => format!("allowed methods: {allow}"),
+            Error::MissingKey => {
+                "no key presented (Authorization: Bearer, X-API-Key or the body's `key`)".into()
+            }
+            Error::MalformedKey(reason) => reason.describe().into(),
+            Error::UnknownKey => "the key does not exist".into(),
+            Error::ExpiredKey => "the key has expired".into(),
+            Error::RevokedKey => "the key has been revoked".into(),
+            Error::InvalidSignature => "the webhook signature is missing or does not match".into(),
+            Error::TimestampOutOfTolerance => {
+                "webhook-timestamp is more than 5 minutes away from now".into()
+            }
+            Error::WebhookNotConfigured => "webhook_secret is not configured".into(),
+            Error::Storage(_) => "storage is unavailable; try again".into(),
+            Error::RandomnessUnavailable => "no secure randomness is available; try again".into(),
+        }
+    }
+
+    /// The HTTP answer for this error.
+    pub fn to_problem(&self) -> Problem {
+        let status = self.status();
+        let mut headers = Vec::new();
+        match self {
+            Error::Unauthenticated => headers.push(("www-authenticate", "Bearer".to_owned())),
+            Error::MethodNotAllowed { allow } => headers.push(("allow", (*allow).to_owned())),
+            e if e.is_key_rejection() => {
+                headers.push((
+                    "www-authenticate",
+                    r#"Bearer error="invalid_token""#.to_owned(),
+                ));
+            }
+            _ => {}
+        }
+        let errors = match self {
+            Error::ValidationFailed(errors) => errors.clone(),
+            Error::InvalidQuery(e) => vec![e.clone()],
+            _ => Vec::new(),
+        };
+        Problem {
+            status,
+            code: self.code(),
+            title: reason_phrase(status),
+            detail: self.detail(),
+            errors,
+            valid: self.is_key_rejection().then_some(false),
+            headers,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    /// For logs: the code, the detail, and for storage failures the internal
+    /// message (which never contains a secret).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code(), self.detail())?;
+        if let Error::Storage(e) = self {
+            write!(f, " ({e})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        Error::Storage(e)
+    }
+}
+
+/// An RFC 9457 problem. `type` is always `about:blank` (so `title` is the
+/// status's reason phrase, as RFC 9457 asks); `code` tells problems apart.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub status: u16,
+    pub code: &'static str,
+    pub title: &'static str,
+    pub detail: String,
+    /// Per-field problems; omitted from the body when empty.
+    pub errors: Vec<FieldError>,
+    /// `Some(false)` on verify's key rejections; omitted when `None`.
+    pub valid: Option<bool>,
+    /// Headers to send besides `content-type` (lower-case names).
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Problem {
+    pub const CONTENT_TYPE: &'static str = "application/problem+json";
+
+    pub fn to_value(&self) -> Value {
+        let mut body = Map::new();
+        body.insert("type".into(), json!("about:blank"));
+        body.insert("title".into(), json!(self.title));
+        body.insert("status".into(), json!(self.status));
+        body.insert("detail".into(), json!(self.detail));
+        body.insert("code".into(), json!(self.code));
+        if !self.errors.is_empty() {
+            body.insert("errors".into(), json!(self.errors));
+        }
+        if let Some(valid) = self.valid {
+            body.insert("valid".into(), json!(valid));
+        }
+        Value::Object(body)
+    }
+
+    pub fn to_json(&self) -> String {
+        self.to_value().to_string()
+    }
+}
+
+fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        409 => "Conflict",
+        413 => "Content Too Large",
+        415 => "Unsupported Media Type",
+        422 => "Unprocessable Content",
+        503 => "Service Unavailable",
+        _ => "Error",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all() -> Vec<(Error, &'static str, u16)> {
+        vec![
+            (Error::Unauthenticated, "unauthenticated", 401),
+            (Error::ActingUserRequired, "acting_user_required", 400),
+            (Error::UserRemoved, "user_removed", 403),
+            (Error::InvalidRequest("x".into()), "invalid_request", 400),
+            (Error::UnsupportedMediaType, "unsupported_media_type", 415),
+            (Error::PayloadTooLarge, "payload_too_large", 413),
+            (
+                Error::ValidationFailed(vec![FieldError::new("name", "is required")]),
+                "validation_failed",
+                422,
+            ),
+            (Error::NameTaken, "name_taken", 409),
+            (Error::KeyNotFound, "key_not_found", 404),
+            (
+                Error::InvalidQuery(FieldError::new("per_page", "must be between 1 and 100")),
+                "invalid_query",
+                400,
+            ),
+            (Error::NotFound, "not_found", 404),
+            (
+                Error::MethodNotAllowed { allow: "GET, POST" },
+                "method_not_allowed",
+                405,
+            ),
+            (Error::MissingKey, "missing_key", 401),
+            (
+                Error::MalformedKey(MalformedKey::Checksum),
+                "malformed_key",
+                401,
+            ),
+            (Error::UnknownKey, "unknown_key", 401),
+            (Error::ExpiredKey, "expired_key", 401),
+            (Error::RevokedKey, "revoked_key", 401),
+            (Error::InvalidSignature, "invalid_signature", 401),
+            (
+                Error::TimestampOutOfTolerance,
+                "timestamp_out_of_tolerance",
+                401,
+            ),
+            (Error::WebhookNotConfigured, "webhook_not_configured", 503),
+            (
+                Error::Storage(StoreError::new("disk I/O error at /var/db")),
+                "storage_unavailable",
+                503,
+            ),
+            (Error::RandomnessUnavailable, "randomness_unavailable", 503),
+        ]
+    }
+
+    #[test]
+    fn every_error_maps_to_its_code_status_and_problem_body() {
+        for (error, code, status) in all() {
+            let p = error.to_problem();
+            assert_eq!((p.code, p.status), (code, status), "{error:?}");
+            let body: Value = serde_json::from_str(&p.to_json()).unwrap();
+            assert_eq!(body["type"], "about:blank");
+            assert_eq!(body["code"], code);
+            assert_eq!(body["status"], status);
+            assert!(
+                body["title"]
+                    .as_str()
+                    .is_some_and(|t| !t.is_empty() && t != "Error")
+            );
+            assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()));
+        }
+    }
+
+    #[test]
+    fn verify_rejections_say_invalid_token_and_valid_false() {
+        for (error, code, _) in all() {
+            let p = error.to_problem();
+            let body = p.to_value();
+            let key_codes = [
+                "missing_key",
+                "malformed_key",
+                "unknown_key",
+                "expired_key",
+                "revoked_key",
+            ];
+            if key_codes.contains(&code) {
+                assert_eq!(body["valid"], false, "{code}");
+                assert_eq!(
+                    p.headers,
+                    vec![(
+                        "www-authenticate",
+                        r#"Bearer error="invalid_token""#.to_owned()
+                    )]
+                );
+            } else {
+                assert!(body.get("valid").is_none(), "{code}");
+            }
+        }
+    }
+
+    #[test]
+    fn unauthenticated_challenges_and_405_lists_allowed_methods() {
+        assert_eq!(
+            Error::Unauthenticated.to_problem().headers,
+            vec![("www-authenticate", "Bearer".to_owned())]
+        );
+        assert_eq!(
+            Error::MethodNotAllowed {
+                allow: "GET, DELETE"
+            }
+            .to_problem()
+            .headers,
+            vec![("allow", "GET, DELETE".to_owned())]
+        );
+        for (error, code, _) in all() {
+            if !["unauthenticated", "method_not_allowed"].contains(&code)
+                && !error.is_key_rejection()
+            {
+                assert!(error.to_problem().headers.is_empty(), "{code}");
+            }
+        }
+    }
+
+    #[test]
+    fn field_errors_are_listed() {
+        let e = Error::ValidationFailed(vec![
+            FieldError::new("name", "is required"),
+            FieldError::new("expires_at", "must be in the future"),
+        ]);
+        let body = e.to_problem().to_value();
+        assert_eq!(
+            body["errors"],
+            json!([
+                {"field": "name", "message": "is required"},
+                {"field": "expires_at", "message": "must be in the future"}
+            ])
+        );
+        let q = Error::InvalidQuery(FieldError::new(
+            "sort",
+            "must be one of name, created_by, created_at, last_used_at",
+        ));
+        let body = q.to_problem().to_value();
+        assert_eq!(body["errors"][0]["field"], "sort");
+        assert!(body["detail"].as_str().unwrap().contains("`sort`"));
+        assert!(
+            Error::NameTaken
+                .to_problem()
+                .to_value()
+                .get("errors")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn storage_internals_stay_out_of_the_response_but_reach_the_log() {
+        let e = Error::Storage(StoreError::new("disk I/O error at /var/db"));
+        assert!(!e.to_problem().to_json().contains("/var/db"));
+        assert!(e.to_string().contains("/var/db"));
+    }
+}

@@ -1,0 +1,312 @@
+//! What operations take and return. Every response type serialises to the
+//! exact JSON of the HTTP contract (`serde_json::to_string`).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::Value;
+
+use crate::key::ApiKey;
+use crate::timestamp::serde_rfc3339;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyStatus {
+    Active,
+    Expired,
+    Revoked,
+}
+
+impl KeyStatus {
+    /// Revoked wins over expired: revocation is the stronger, permanent fact.
+    /// A key is expired from the second `expires_at` names.
+    pub fn at(revoked_at: Option<i64>, expires_at: Option<i64>, now: i64) -> Self {
+        if revoked_at.is_some() {
+            KeyStatus::Revoked
+        } else if expires_at.is_some_and(|e| e <= now) {
+            KeyStatus::Expired
+        } else {
+            KeyStatus::Active
+        }
+    }
+}
+
+/// The key object of the contract.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct KeyView {
+    pub id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub created_by: String,
+    #[serde(serialize_with = "serde_rfc3339::required")]
+    pub created_at: i64,
+    #[serde(serialize_with = "serde_rfc3339::optional")]
+    pub last_used_at: Option<i64>,
+    #[serde(serialize_with = "serde_rfc3339::optional")]
+    pub expires_at: Option<i64>,
+    pub status: KeyStatus,
+    #[serde(serialize_with = "serde_rfc3339::optional")]
+    pub revoked_at: Option<i64>,
+    pub revoked_reason: Option<String>,
+    pub hint: String,
+}
+
+/// The create response: the key object plus `secret`, the only time the
+/// secret is ever shown. `Debug` shows the hint only.
+#[derive(Clone, Debug)]
+pub struct CreatedKey {
+    pub key: KeyView,
+    pub secret: ApiKey,
+}
+
+impl Serialize for CreatedKey {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            #[serde(flatten)]
+            key: &'a KeyView,
+            secret: &'a str,
+        }
+        Body {
+            key: &self.key,
+            secret: self.secret.expose_secret(),
+        }
+        .serialize(s)
+    }
+}
+
+/// One page of a list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub page: u32,
+    pub per_page: u32,
+    pub total: u64,
+    /// 0 when there are no items at all.
+    pub total_pages: u64,
+}
+
+impl<T> Page<T> {
+    pub(crate) fn new(items: Vec<T>, page: u32, per_page: u32, total: u64) -> Self {
+        Self {
+            items,
+            page,
+            per_page,
+            total,
+            total_pages: total.div_ceil(u64::from(per_page)),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuditAction {
+    KeyCreated,
+    KeyDeleted,
+    KeyUsed,
+    KeyRevoked,
+    UserRemoved,
+}
+
+impl AuditAction {
+    pub const ALL: [AuditAction; 5] = [
+        AuditAction::KeyCreated,
+        AuditAction::KeyDeleted,
+        AuditAction::KeyUsed,
+        AuditAction::KeyRevoked,
+        AuditAction::UserRemoved,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::KeyCreated => "key.created",
+            AuditAction::KeyDeleted => "key.deleted",
+            AuditAction::KeyUsed => "key.used",
+            AuditAction::KeyRevoked => "key.revoked",
+            AuditAction::UserRemoved => "user.removed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+}
+
+impl fmt::Display for AuditAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An audit trail entry as `GET /api/audit` shows it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    #[serde(serialize_with = "serde_rfc3339::required")]
+    pub at: i64,
+    pub user: String,
+    pub action: String,
+    pub key_id: Option<String>,
+    pub key_name: Option<String>,
+    pub details: Value,
+}
+
+/// A successful verification: `{"valid": true, "key_id", "key_name", "user_id", "expires_at"}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verified {
+    pub key_id: String,
+    pub key_name: String,
+    /// The key's owner, whom the call acts as (`X-User-Id`).
+    pub user_id: String,
+    pub expires_at: Option<i64>,
+}
+
+impl Serialize for Verified {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            valid: bool,
+            key_id: &'a str,
+            key_name: &'a str,
+            user_id: &'a str,
+            #[serde(serialize_with = "serde_rfc3339::optional")]
+            expires_at: Option<i64>,
+        }
+        Body {
+            valid: true,
+            key_id: &self.key_id,
+            key_name: &self.key_name,
+            user_id: &self.user_id,
+            expires_at: self.expires_at,
+        }
+        .serialize(s)
+    }
+}
+
+/// The call a verified key is being used for, as recorded in `key.used`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VerifyContext {
+    pub method: Option<String>,
+    /// Without query string: it may carry secrets, and audit entries must not.
+    pub path: Option<String>,
+    pub source_ip: Option<String>,
+}
+
+/// The webhook's answer, stored per `webhook-id` and repeated verbatim.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRemovedResponse {
+    pub user_id: String,
+    pub revoked_keys: u64,
+}
+
+/// A validated create request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewKey {
+    /// Trimmed.
+    pub name: String,
+    pub description: Option<String>,
+    pub expires_at: Option<i64>,
+}
+
+/// The validated `X-Acting-User`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActingUser(pub(crate) String);
+
+impl ActingUser {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SortField {
+    Name,
+    CreatedBy,
+    CreatedAt,
+    LastUsedAt,
+}
+
+impl SortField {
+    /// The column to order by; a fixed string, never user input.
+    pub(crate) fn column(self) -> &'static str {
+        match self {
+            SortField::Name => "name_folded",
+            SortField::CreatedBy => "created_by",
+            SortField::CreatedAt => "created_at",
+            SortField::LastUsedAt => "last_used_at",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SortOrder {
+    Asc,
+    Desc,
+}
+
+impl SortOrder {
+    pub(crate) fn sql(self) -> &'static str {
+        match self {
+            SortOrder::Asc => "ASC",
+            SortOrder::Desc => "DESC",
+        }
+    }
+}
+
+/// `GET /api/keys` parameters, validated. Time bounds are inclusive Unix seconds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListQuery {
+    pub sort: SortField,
+    pub order: SortOrder,
+    pub name: Option<String>,
+    pub created_by: Option<String>,
+    pub created_from: Option<i64>,
+    pub created_to: Option<i64>,
+    pub status: Option<KeyStatus>,
+    /// Never used, or last used strictly before this.
+    pub unused_since: Option<i64>,
+    pub page: u32,
+    pub per_page: u32,
+}
+
+impl Default for ListQuery {
+    fn default() -> Self {
+        Self {
+            sort: SortField::CreatedAt,
+            order: SortOrder::Desc,
+            name: None,
+            created_by: None,
+            created_from: None,
+            created_to: None,
+            status: None,
+            unused_since: None,
+            page: 1,
+            per_page: 25,
+        }
+    }
+}
+
+/// `GET /api/audit` parameters, validated. Time bounds are inclusive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditQuery {
+    pub user: Option<String>,
+    pub key_id: Option<String>,
+    pub action: Option<AuditAction>,
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    pub page: u32,
+    pub per_page: u32,
+}
+
+impl Default for AuditQuery {
+    fn default() -> Self {
+        Self {
+            user: None,
+            key_id: None,
+            action: None,
+            from: None,
+            to: None,
+            page: 1,
+            per_page: 25,
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! The SQLite schema, applied automatically and versioned with
+//! `PRAGMA user_version`.
+//!
+//! Every statement is idempotent (`IF NOT EXISTS`) and the version is written
+//! last, so two instances migrating a fresh database at once, or a migration
+//! cut short, simply run the statements again. No explicit transaction: Spin
+//! hands one statement per call, and remote backends (libSQL over HTTP) do
+//! not keep a transaction open between calls.
+//!
+//! Indexes follow the queries in `service`: every overview sort has a
+//! `(column, id)` index (the `id` tie-break makes paging stable), and the
+//! audit trail's filters each have an index ending in `at DESC, id DESC`.
+//! The overview's `name` filter is a substring match (`instr`), which no
+//! index can serve; it scans the keys table.
+
+use crate::store::{Sql, StoreError};
+
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Schema version 1. `name_folded` is the Unicode-lower-cased name, computed
+/// in Rust: SQLite's `lower()` folds ASCII only, which would let "Ärger" and
+/// "ärger" be two live keys.
+pub const V1: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS api_keys (
+        id TEXT PRIMARY KEY NOT NULL,
+        name TEXT NOT NULL,
+        name_folded TEXT NOT NULL,
+        description TEXT,
+        key_hash TEXT NOT NULL UNIQUE,
+        hint TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        last_used_at INTEGER,
+        expires_at INTEGER,
+        revoked_at INTEGER,
+        revoked_reason TEXT
+    )",
+    // Names are unique among keys that are not revoked, also under races.
+    "CREATE UNIQUE INDEX IF NOT EXISTS api_keys_live_name
+        ON api_keys (name_folded) WHERE revoked_at IS NULL",
+    "CREATE INDEX IF NOT EXISTS api_keys_by_name ON api_keys (name_folded, id)",
+    // Also serves `created_by = ?` and the webhook's "keys of this user".
+    "CREATE INDEX IF NOT EXISTS api_keys_by_owner ON api_keys (created_by, id)",
+    "CREATE INDEX IF NOT EXISTS api_keys_by_created_at ON api_keys (created_at, id)",
+    // NULL (never used) sorts first ascending: the oldest, as the contract wants.
+    "CREATE INDEX IF NOT EXISTS api_keys_by_last_used_at ON api_keys (last_used_at, id)",
+    "CREATE TABLE IF NOT EXISTS audit_log (
+        id INTEGER PRIMARY KEY,
+        at INTEGER NOT NULL,
+        user TEXT NOT NULL,
+        action TEXT NOT NULL,
+        key_id TEXT,
+        key_name TEXT,
+        details TEXT NOT NULL DEFAULT '{}'
+    )",
+    "CREATE INDEX IF NOT EXISTS audit_by_time ON audit_log (at DESC, id DESC)",
+    "CREATE INDEX IF NOT EXISTS audit_by_user ON audit_log (user, at DESC, id DESC)",
+    "CREATE INDEX IF NOT EXISTS audit_by_key ON audit_log (key_id, at DESC, id DESC)",
+    "CREATE INDEX IF NOT EXISTS audit_by_action ON audit_log (action, at DESC, id DESC)",
+    // One `user.removed` per user, however often the removal is delivered or retried.
+    "CREATE UNIQUE INDEX IF NOT EXISTS audit_user_removed_once
+        ON audit_log (user) WHERE action = 'user.removed'",
+    // Verify writes only the `key.used` entry; this keeps `last_used_at` in
+    // step in the same statement (and never moves it backwards).
+    "CREATE TRIGGER IF NOT EXISTS audit_key_used_sets_last_used_at
+        AFTER INSERT ON audit_log
+        WHEN NEW.action = 'key.used'
+        BEGIN
+            UPDATE api_keys SET last_used_at = NEW.at
+            WHERE id = NEW.key_id AND (last_used_at IS NULL OR last_used_at < NEW.at);
+        END",
+    // Revoking a key and auditing it are one statement, so a crash cannot
+    // leave one without the other, and a retry (which only revokes keys not
+    // yet revoked) cannot audit twice.
+    "CREATE TRIGGER IF NOT EXISTS api_keys_revocation_is_audited
+        AFTER UPDATE OF revoked_at ON api_keys
+        WHEN OLD.revoked_at IS NULL AND NEW.revoked_at IS NOT NULL
+        BEGIN
+            INSERT INTO audit_log (at, user, action, key_id, key_name, details)
+            VALUES (NEW.revoked_at, NEW.created_by, 'key.revoked', NEW.id, NEW.name,
+                    json_object('reason', NEW.revoked_reason));
+        END",
+    "CREATE TABLE IF NOT EXISTS removed_users (
+        user_id TEXT PRIMARY KEY NOT NULL,
+        removed_at INTEGER NOT NULL,
+        webhook_id TEXT NOT NULL
+    )",
+    "CREATE TABLE IF NOT EXISTS webhook_deliveries (
+        webhook_id TEXT PRIMARY KEY NOT NULL,
+        response TEXT NOT NULL,
+        received_at INTEGER NOT NULL
+    )",
+];
+
+/// Each version's statements, in order.
+const MIGRATIONS: &[(i64, &[&str])] = &[(1, V1)];
+
+pub fn user_version(sql: &dyn Sql) -> Result<i64, StoreError> {
+    sql.execute("PRAGMA user_version", &[])?.scalar_int()
+}
+
+/// Brings the database to [`SCHEMA_VERSION`]; one read when it is already there.
+pub fn migrate(sql: &dyn Sql) -> Result<(), StoreError> {
+    let current = user_version(sql)?;
+    for (version, statements) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        for statement in *statements {
+            sql.execute(statement, &[])?;
+        }
+        // PRAGMA takes no parameters; `version` is a constant of this crate.
+        sql.execute(&format!("PRAGMA user_version = {version}"), &[])?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SqlValue;
+    use crate::testing::SqliteSql;
+
+    fn names(sql: &SqliteSql, kind: &str) -> Vec<String> {
+        sql.execute(
+            "SELECT name FROM sqlite_master WHERE type = ? AND name NOT LIKE 'sqlite_%' ORDER BY name",
+            &[SqlValue::text(kind)],
+        )
+        .unwrap()
+        .rows
+        .into_iter()
+        .map(|r| match &r[0] {
+            SqlValue::Text(s) => s.clone(),
+            v => panic!("{v:?}"),
+        })
+        .collect()
+    }
+
+    #[test]
+    fn a_fresh_database_is_migrated_and_migrating_again_changes_nothing() {
+        let sql = SqliteSql::new();
+        assert_eq!(user_version(&sql).unwrap(), 0);
+        migrate(&sql).unwrap();
+        assert_eq!(user_version(&sql).unwrap(), SCHEMA_VERSION);
+        let tables = names(&sql, "table");
+        assert_eq!(
+            tables,
+            [
+                "api_keys",
+                "audit_log",
+                "removed_users",
+                "webhook_deliveries"
+            ]
+        );
+        let indexes = names(&sql, "index");
+        let triggers = names(&sql, "trigger");
+        assert_eq!(triggers.len(), 2);
+        migrate(&sql).unwrap();
+        assert_eq!(user_version(&sql).unwrap(), SCHEMA_VERSION);
+        assert_eq!(names(&sql, "index"), indexes);
+        assert_eq!(names(&sql, "trigger"), triggers);
+        // A migration cut short (version not yet written) is finished by the next run.
+        sql.execute("PRAGMA user_version = 0", &[]).unwrap();
+        migrate(&sql).unwrap();
+        assert_eq!(user_version(&sql).unwrap(), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn every_overview_sort_and_audit_filter_uses_an_index() {
+        let sql = SqliteSql::new();
+        migrate(&sql).unwrap();
+        let plan = |q: &str| -> String {
+            let rows = sql
+                .execute(&format!("EXPLAIN QUERY PLAN {q}"), &[])
+                .unwrap();
+            rows.rows
+                .iter()
+                .map(|r| format!("{:?}", r.last().unwrap()))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        };
+        for (query, index) in [
+            (
+                "SELECT id FROM api_keys ORDER BY name_folded DESC, id DESC LIMIT 25",
+                "api_keys_by_name",
+            ),
+            (
+                "SELECT id FROM api_keys ORDER BY created_by ASC, id ASC LIMIT 25",
+                "api_keys_by_owner",
+            ),
+            (
+                "SELECT id FROM api_keys ORDER BY created_at DESC, id DESC LIMIT 25",
+                "api_keys_by_created_at",
+            ),
+            (
+                "SELECT id FROM api_keys ORDER BY last_used_at ASC, id ASC LIMIT 25",
+                "api_keys_by_last_used_at",
+            ),
+            (
+                "SELECT id FROM api_keys WHERE created_by = 'u' ORDER BY id",
+                "api_keys_by_owner",
+            ),
+            (
+                "SELECT id FROM audit_log ORDER BY at DESC, id DESC LIMIT 25",
+                "audit_by_time",
+            ),
+            (
+                "SELECT id FROM audit_log WHERE user = 'u' ORDER BY at DESC, id DESC LIMIT 25",
+                "audit_by_user",
+            ),
+            (
+                "SELECT id FROM audit_log WHERE key_id = 'k' ORDER BY at DESC, id DESC LIMIT 25",
+                "audit_by_key",
+            ),
+            (
+                "SELECT id FROM audit_log WHERE action = 'key.used' ORDER BY at DESC, id DESC LIMIT 25",
+                "audit_by_action",
+            ),
+        ] {
+            let plan = plan(query);
+            assert!(plan.contains(index), "{query}: {plan}");
+            assert!(
+                !plan.contains("TEMP B-TREE"),
+                "{query} sorts without the index: {plan}"
+            );
+        }
+    }
+}

@@ -1,0 +1,601 @@
+//! The operations behind the HTTP routes. See the crate documentation for
+//! the order of writes and why.
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::error::Error;
+use crate::key::{ApiKey, KeyHash, is_key_id, new_key_id};
+use crate::model::{
+    ActingUser, AuditAction, AuditEntry, AuditQuery, CreatedKey, KeyStatus, KeyView, ListQuery,
+    NewKey, Page, UserRemovedResponse, Verified, VerifyContext,
+};
+use crate::schema;
+use crate::store::{KeyValue, Row, Sql, SqlValue, StoreError};
+use crate::validate::fold_name;
+
+/// The verify index entry, stored as JSON under `key:<sha256 hex>`:
+/// everything verify decides on, so it needs no SQL read.
+#[derive(Debug, Serialize, Deserialize)]
+struct IndexEntry {
+    key_id: String,
+    owner: String,
+    name: String,
+    expires_at: Option<i64>,
+    revoked: bool,
+}
+
+/// The revocation reason when the identity system removes the owner.
+pub const OWNER_REMOVED: &str = "owner_removed";
+
+const KEY_COLUMNS: &str = "id, name, description, created_by, created_at, last_used_at, \
+                           expires_at, revoked_at, revoked_reason, hint";
+
+const INSERT_AUDIT: &str = "INSERT INTO audit_log (at, user, action, key_id, key_name, details) \
+                            VALUES (?, ?, ?, ?, ?, ?)";
+
+/// keygate's operations over a key-value store and a SQLite database.
+/// `now` (Unix seconds) is a parameter everywhere so tests own the clock.
+#[derive(Clone, Copy)]
+pub struct KeyService<'a> {
+    kv: &'a dyn KeyValue,
+    sql: &'a dyn Sql,
+}
+
+impl<'a> KeyService<'a> {
+    pub fn new(kv: &'a dyn KeyValue, sql: &'a dyn Sql) -> Self {
+        Self { kv, sql }
+    }
+
+    /// Brings the database schema up to date. Every operation does this
+    /// itself (verify only when its insert finds no table); exposed for tools.
+    pub fn migrate(&self) -> Result<(), Error> {
+        Ok(schema::migrate(self.sql)?)
+    }
+
+    /// `POST /api/keys`. Write order: SQL row (the unique index decides
+    /// `name_taken`, also under races), KV index entry, a second look at
+    /// `removed_users`, `key.created`. A failure after the row undoes what
+    /// was written (KV first), so no half-created key is left.
+    pub fn create_key(
+        &self,
+        user: &ActingUser,
+        new: NewKey,
+        now: i64,
+    ) -> Result<CreatedKey, Error> {
+        self.authorize(user)?;
+        let secret = ApiKey::generate()?;
+        let hash = secret.hash();
+        let key = KeyView {
+            id: new_key_id()?,
+            name: new.name,
+            description: new.description,
+            created_by: user.as_str().to_owned(),
+            created_at: now,
+            last_used_at: None,
+            expires_at: new.expires_at,
+            status: KeyStatus::at(None, new.expires_at, now),
+            revoked_at: None,
+            revoked_reason: None,
+            hint: secret.hint(),
+        };
+        self.sql
+            .execute(
+                "INSERT INTO api_keys (id, name, name_folded, description, key_hash, hint, \
+                 created_by, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                &[
+                    SqlValue::text(&key.id),
+                    SqlValue::text(&key.name),
+                    SqlValue::text(fold_name(&key.name)),
+                    SqlValue::opt_text(key.description.as_deref()),
+                    SqlValue::text(hash.to_hex()),
+                    SqlValue::text(&key.hint),
+                    SqlValue::text(&key.created_by),
+                    SqlValue::Integer(now),
+                    SqlValue::opt_int(key.expires_at),
+                ],
+            )
+            .map_err(|e| {
+                if e.is_name_taken() {
+                    Error::NameTaken
+                } else {
+                    Error::Storage(e)
+                }
+            })?;
+        let entry = IndexEntry {
+            key_id: key.id.clone(),
+            owner: key.created_by.clone(),
+            name: key.name.clone(),
+            expires_at: key.expires_at,
+            revoked: false,
+        };
+        let finish = || -> Result<(), Error> {
+            self.put_entry(&hash, &entry)?;
+            // The webhook may have removed the user since `authorize`, and
+            // scanned for their keys before this row existed: look again now
+            // that the entry is written. (If it removes them after this
+            // look, its scan finds this key and revokes it.)
+            if self.is_removed(user.as_str())? {
+                return Err(Error::UserRemoved);
+            }
+            self.audit(
+                now,
+                user.as_str(),
+                AuditAction::KeyCreated,
+                Some((&key.id, &key.name)),
+                json!({}),
+            )?;
+            Ok(())
+        };
+        if let Err(e) = finish() {
+            // Best effort: the secret was never shown, so what an undo
+            // failure leaves behind cannot be used by anyone.
+            let _ = self.kv.delete(&hash.kv_key());
+            let _ = self.sql.execute(
+                "DELETE FROM api_keys WHERE id = ?",
+                &[SqlValue::text(&key.id)],
+            );
+            return Err(e);
+        }
+        Ok(CreatedKey { key, secret })
+    }
+
+    /// `GET /api/keys/{id}`.
+    pub fn get_key(&self, user: &ActingUser, id: &str, now: i64) -> Result<KeyView, Error> {
+        self.authorize(user)?;
+        if !is_key_id(id) {
+            return Err(Error::KeyNotFound);
+        }
+        let rows = self.sql.execute(
+            &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?"),
+            &[SqlValue::text(id)],
+        )?;
+        let row = rows.first().ok_or(Error::KeyNotFound)?;
+        Ok(key_view(&row, now)?)
+    }
+
+    /// `GET /api/keys`.
+    pub fn list_keys(
+        &self,
+        user: &ActingUser,
+        query: &ListQuery,
+        now: i64,
+    ) -> Result<Page<KeyView>, Error> {
+        self.authorize(user)?;
+        let (filter, mut params) = list_filter(query, now);
+        let total = self
+            .sql
+            .execute(&format!("SELECT count(*) FROM api_keys{filter}"), &params)?
+            .scalar_int()?;
+        let order = query.order.sql();
+        params.extend(page_params(query.page, query.per_page));
+        let rows = self.sql.execute(
+            &format!(
+                "SELECT {KEY_COLUMNS} FROM api_keys{filter} ORDER BY {col} {order}, id {order} \
+                 LIMIT ? OFFSET ?",
+                col = query.sort.column()
+            ),
+            &params,
+        )?;
+        let items = rows
+            .iter()
+            .map(|r| key_view(&r, now))
+            .collect::<Result<_, _>>()?;
+        Ok(Page::new(
+            items,
+            query.page,
+            query.per_page,
+            total.max(0) as u64,
+        ))
+    }
+
+    /// `DELETE /api/keys/{id}`. Write order: KV entry (the key stops
+    /// verifying before anything else happens), `key.deleted` (written only
+    /// if this key has none yet), SQL row. Each step is safe to repeat, so
+    /// after a failure part-way a retry completes the deletion with exactly
+    /// one audit entry; a key whose deletion failed part-way never verifies.
+    pub fn delete_key(&self, user: &ActingUser, id: &str, now: i64) -> Result<(), Error> {
+        self.authorize(user)?;
+        if !is_key_id(id) {
+            return Err(Error::KeyNotFound);
+        }
+        let rows = self.sql.execute(
+            "SELECT name, key_hash FROM api_keys WHERE id = ?",
+            &[SqlValue::text(id)],
+        )?;
+        let row = rows.first().ok_or(Error::KeyNotFound)?;
+        let (name, hash) = (row.text(0)?, row.text(1)?);
+        self.kv.delete(&format!("key:{hash}"))?;
+        self.sql.execute(
+            "INSERT INTO audit_log (at, user, action, key_id, key_name, details) \
+             SELECT ?, ?, 'key.deleted', ?, ?, '{}' WHERE NOT EXISTS \
+             (SELECT 1 FROM audit_log WHERE key_id = ? AND action = 'key.deleted')",
+            &[
+                SqlValue::Integer(now),
+                SqlValue::text(user.as_str()),
+                SqlValue::text(id),
+                SqlValue::text(name),
+                SqlValue::text(id),
+            ],
+        )?;
+        self.sql
+            .execute("DELETE FROM api_keys WHERE id = ?", &[SqlValue::text(id)])?;
+        Ok(())
+    }
+
+    /// `GET /api/audit`: newest first.
+    pub fn list_audit(
+        &self,
+        user: &ActingUser,
+        query: &AuditQuery,
+    ) -> Result<Page<AuditEntry>, Error> {
+        self.authorize(user)?;
+        let (filter, mut params) = audit_filter(query);
+        let total = self
+            .sql
+            .execute(&format!("SELECT count(*) FROM audit_log{filter}"), &params)?
+            .scalar_int()?;
+        params.extend(page_params(query.page, query.per_page));
+        let rows = self.sql.execute(
+            &format!(
+                "SELECT id, at, user, action, key_id, key_name, details FROM audit_log{filter} \
+                 ORDER BY at DESC, id DESC LIMIT ? OFFSET ?"
+            ),
+            &params,
+        )?;
+        let items = rows
+            .iter()
+            .map(|r| {
+                Ok(AuditEntry {
+                    id: r.int(0)?,
+                    at: r.int(1)?,
+                    user: r.text(2)?,
+                    action: r.text(3)?,
+                    key_id: r.opt_text(4)?,
+                    key_name: r.opt_text(5)?,
+                    details: serde_json::from_str(&r.text(6)?).unwrap_or_else(|_| json!({})),
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok(Page::new(
+            items,
+            query.page,
+            query.per_page,
+            total.max(0) as u64,
+        ))
+    }
+
+    /// `/api/verify`. A malformed key is refused without touching storage;
+    /// otherwise one KV read decides, and a valid key costs exactly one SQL
+    /// statement: the `key.used` insert, whose trigger sets `last_used_at`.
+    /// If that insert cannot be recorded the key is not reported valid:
+    /// every use of a key must be in the audit trail.
+    pub fn verify(
+        &self,
+        presented: Option<&str>,
+        context: &VerifyContext,
+        now: i64,
+    ) -> Result<Verified, Error> {
+        let presented = presented
+            .filter(|k| !k.is_empty())
+            .ok_or(Error::MissingKey)?;
+        let key = ApiKey::parse(presented).map_err(Error::MalformedKey)?;
+        let entry = self.get_entry(&key.hash())?.ok_or(Error::UnknownKey)?;
+        if entry.revoked {
+            return Err(Error::RevokedKey);
+        }
+        if KeyStatus::at(None, entry.expires_at, now) == KeyStatus::Expired {
+            return Err(Error::ExpiredKey);
+        }
+        let details = json!({
+            "method": context.method,
+            "path": context.path,
+            "source_ip": context.source_ip,
+        });
+        let params = audit_params(
+            now,
+            &entry.owner,
+            AuditAction::KeyUsed,
+            Some((&entry.key_id, &entry.name)),
+            &details,
+        );
+        match self.sql.execute(INSERT_AUDIT, &params) {
+            Err(e) if e.is_missing_schema() => {
+                schema::migrate(self.sql)?;
+                self.sql.execute(INSERT_AUDIT, &params)?;
+            }
+            other => {
+                other?;
+            }
+        }
+        Ok(Verified {
+            key_id: entry.key_id,
+            key_name: entry.name,
+            user_id: entry.owner,
+            expires_at: entry.expires_at,
+        })
+    }
+
+    /// The `user.removed` webhook, after its signature was checked.
+    ///
+    /// Write order: `removed_users` first (from then on the user cannot act
+    /// or create keys); per key, the KV entry marked revoked FIRST (verify
+    /// refuses it from that moment), then `revoked_at` in SQL, whose trigger
+    /// writes `key.revoked` in the same statement; then `user.removed` (at
+    /// most once per user, by a unique index); then the stored response for
+    /// this `webhook-id`. A retry after a failure anywhere finds the keys
+    /// not yet revoked in SQL and finishes them, without duplicate entries.
+    ///
+    /// `revoked_keys` counts the keys the removal revoked: for the delivery
+    /// that removed the user (and its retries) all of them; for a later,
+    /// different delivery only what it revoked itself (normally 0).
+    pub fn remove_user(
+        &self,
+        user_id: &str,
+        webhook_id: &str,
+        now: i64,
+    ) -> Result<UserRemovedResponse, Error> {
+        schema::migrate(self.sql)?;
+        let stored = self.sql.execute(
+            "SELECT response FROM webhook_deliveries WHERE webhook_id = ?",
+            &[SqlValue::text(webhook_id)],
+        )?;
+        if let Some(row) = stored.first() {
+            return serde_json::from_str(&row.text(0)?).map_err(|_| {
+                Error::Storage(StoreError::new("unreadable stored webhook response"))
+            });
+        }
+        self.sql.execute(
+            "INSERT INTO removed_users (user_id, removed_at, webhook_id) VALUES (?, ?, ?) \
+             ON CONFLICT (user_id) DO NOTHING",
+            &[
+                SqlValue::text(user_id),
+                SqlValue::Integer(now),
+                SqlValue::text(webhook_id),
+            ],
+        )?;
+        let removed_by = self
+            .sql
+            .execute(
+                "SELECT webhook_id FROM removed_users WHERE user_id = ?",
+                &[SqlValue::text(user_id)],
+            )?
+            .first()
+            .ok_or_else(|| StoreError::new("removed user row vanished"))?
+            .text(0)?;
+
+        let keys = self.sql.execute(
+            "SELECT id, name, key_hash, expires_at FROM api_keys \
+             WHERE created_by = ? AND revoked_at IS NULL ORDER BY id",
+            &[SqlValue::text(user_id)],
+        )?;
+        let mut revoked_now = 0;
+        for row in keys.iter() {
+            let (id, name, hash, expires_at) =
+                (row.text(0)?, row.text(1)?, row.text(2)?, row.opt_int(3)?);
+            let entry = IndexEntry {
+                key_id: id.clone(),
+                owner: user_id.to_owned(),
+                name,
+                expires_at,
+                revoked: true,
+            };
+            self.kv.set(&format!("key:{hash}"), &entry_bytes(&entry))?;
+            let updated = self.sql.execute(
+                "UPDATE api_keys SET revoked_at = ?, revoked_reason = ? \
+                 WHERE id = ? AND revoked_at IS NULL RETURNING id",
+                &[
+                    SqlValue::Integer(now),
+                    SqlValue::text(OWNER_REMOVED),
+                    SqlValue::text(&id),
+                ],
+            )?;
+            revoked_now += updated.rows.len() as u64;
+        }
+
+        let revoked_keys = if removed_by == webhook_id {
+            self.sql
+                .execute(
+                    "SELECT count(*) FROM audit_log WHERE user = ? AND action = 'key.revoked'",
+                    &[SqlValue::text(user_id)],
+                )?
+                .scalar_int()?
+                .max(0) as u64
+        } else {
+            revoked_now
+        };
+        self.sql.execute(
+            &format!("{INSERT_AUDIT} ON CONFLICT DO NOTHING"),
+            &audit_params(
+                now,
+                user_id,
+                AuditAction::UserRemoved,
+                None,
+                &json!({"webhook_id": webhook_id, "revoked_keys": revoked_keys}),
+            ),
+        )?;
+        let response = UserRemovedResponse {
+            user_id: user_id.to_owned(),
+            revoked_keys,
+        };
+        self.sql.execute(
+            "INSERT INTO webhook_deliveries (webhook_id, response, received_at) VALUES (?, ?, ?) \
+             ON CONFLICT (webhook_id) DO NOTHING",
+            &[
+                SqlValue::text(webhook_id),
+                SqlValue::text(serde_json::to_string(&response).expect("serialisable")),
+                SqlValue::Integer(now),
+            ],
+        )?;
+        Ok(response)
+    }
+
+    /// Every management call: schema in place, acting user not removed.
+    fn authorize(&self, user: &ActingUser) -> Result<(), Error> {
+        schema::migrate(self.sql)?;
+        if self.is_removed(user.as_str())? {
+            return Err(Error::UserRemoved);
+        }
+        Ok(())
+    }
+
+    fn is_removed(&self, user_id: &str) -> Result<bool, StoreError> {
+        let rows = self.sql.execute(
+            "SELECT 1 FROM removed_users WHERE user_id = ?",
+            &[SqlValue::text(user_id)],
+        )?;
+        Ok(!rows.rows.is_empty())
+    }
+
+    fn put_entry(&self, hash: &KeyHash, entry: &IndexEntry) -> Result<(), StoreError> {
+        self.kv.set(&hash.kv_key(), &entry_bytes(entry))
+    }
+
+    fn get_entry(&self, hash: &KeyHash) -> Result<Option<IndexEntry>, StoreError> {
+        self.kv
+            .get(&hash.kv_key())?
+            .map(|bytes| {
+                // Fail closed: an entry that cannot be read verifies nothing.
+                serde_json::from_slice(&bytes)
+                    .map_err(|_| StoreError::new("unreadable key index entry"))
+            })
+            .transpose()
+    }
+
+    fn audit(
+        &self,
+        at: i64,
+        user: &str,
+        action: AuditAction,
+        key: Option<(&str, &str)>,
+        details: serde_json::Value,
+    ) -> Result<(), StoreError> {
+        self.sql
+            .execute(INSERT_AUDIT, &audit_params(at, user, action, key, &details))
+            .map(drop)
+    }
+}
+
+fn entry_bytes(entry: &IndexEntry) -> Vec<u8> {
+    serde_json::to_vec(entry).expect("serialisable")
+}
+
+fn audit_params(
+    at: i64,
+    user: &str,
+    action: AuditAction,
+    key: Option<(&str, &str)>,
+    details: &serde_json::Value,
+) -> [SqlValue; 6] {
+    [
+        SqlValue::Integer(at),
+        SqlValue::text(user),
+        SqlValue::text(action.as_str()),
+        SqlValue::opt_text(key.map(|(id, _)| id)),
+        SqlValue::opt_text(key.map(|(_, name)| name)),
+        SqlValue::text(details.to_string()),
+    ]
+}
+
+fn key_view(row: &Row<'_>, now: i64) -> Result<KeyView, StoreError> {
+    let expires_at = row.opt_int(6)?;
+    let revoked_at = row.opt_int(7)?;
+    Ok(KeyView {
+        id: row.text(0)?,
+        name: row.text(1)?,
+        description: row.opt_text(2)?,
+        created_by: row.text(3)?,
+        created_at: row.int(4)?,
+        last_used_at: row.opt_int(5)?,
+        expires_at,
+        status: KeyStatus::at(revoked_at, expires_at, now),
+        revoked_at,
+        revoked_reason: row.opt_text(8)?,
+        hint: row.text(9)?,
+    })
+}
+
+fn page_params(page: u32, per_page: u32) -> [SqlValue; 2] {
+    let offset = i64::from(page.saturating_sub(1)) * i64::from(per_page);
+    [
+        SqlValue::Integer(i64::from(per_page)),
+        SqlValue::Integer(offset),
+    ]
+}
+
+/// ` WHERE …` (or nothing) and its parameters. Only fixed SQL fragments are
+/// joined; every user-supplied value is a bound parameter.
+pub(crate) fn list_filter(q: &ListQuery, now: i64) -> (String, Vec<SqlValue>) {
+    let mut clauses: Vec<&str> = Vec::new();
+    let mut params = Vec::new();
+    if let Some(name) = &q.name {
+        clauses.push("instr(name_folded, ?) > 0");
+        params.push(SqlValue::text(fold_name(name)));
+    }
+    if let Some(user) = &q.created_by {
+        clauses.push("created_by = ?");
+        params.push(SqlValue::text(user));
+    }
+    if let Some(from) = q.created_from {
+        clauses.push("created_at >= ?");
+        params.push(SqlValue::Integer(from));
+    }
+    if let Some(to) = q.created_to {
+        clauses.push("created_at <= ?");
+        params.push(SqlValue::Integer(to));
+    }
+    match q.status {
+        Some(KeyStatus::Active) => {
+            clauses.push("revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)");
+            params.push(SqlValue::Integer(now));
+        }
+        Some(KeyStatus::Expired) => {
+            clauses.push("revoked_at IS NULL AND expires_at <= ?");
+            params.push(SqlValue::Integer(now));
+        }
+        Some(KeyStatus::Revoked) => clauses.push("revoked_at IS NOT NULL"),
+        None => {}
+    }
+    if let Some(since) = q.unused_since {
+        clauses.push("(last_used_at IS NULL OR last_used_at < ?)");
+        params.push(SqlValue::Integer(since));
+    }
+    (where_clause(&clauses), params)
+}
+
+pub(crate) fn audit_filter(q: &AuditQuery) -> (String, Vec<SqlValue>) {
+    let mut clauses: Vec<&str> = Vec::new();
+    let mut params = Vec::new();
+    if let Some(user) = &q.user {
+        clauses.push("user = ?");
+        params.push(SqlValue::text(user));
+    }
+    if let Some(key_id) = &q.key_id {
+        clauses.push("key_id = ?");
+        params.push(SqlValue::text(key_id));
+    }
+    if let Some(action) = q.action {
+        clauses.push("action = ?");
+        params.push(SqlValue::text(action.as_str()));
+    }
+    if let Some(from) = q.from {
+        clauses.push("at >= ?");
+        params.push(SqlValue::Integer(from));
+    }
+    if let Some(to) = q.to {
+        clauses.push("at <= ?");
+        params.push(SqlValue::Integer(to));
+    }
+    (where_clause(&clauses), params)
+}
+
+fn where_clause(clauses: &[&str]) -> String {
+    if clauses.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", clauses.join(" AND "))
+    }
+}
+
+#[cfg(test)]
+mod tests;

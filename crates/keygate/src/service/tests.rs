@@ -1,0 +1,978 @@
+//! Behaviour of the operations against real SQLite (rusqlite) and an
+//! in-memory key-value store, with failures injected between writes.
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+
+use serde_json::json;
+
+use super::*;
+use crate::testing::{FailingKeyValue, FailingSql, KvOp, MemoryKeyValue, SqliteSql};
+use crate::validate::{parse_audit_query, parse_list_query};
+
+const NOW: i64 = 1_795_712_400; // 2026-11-26T17:00:00Z
+
+struct World {
+    kv: FailingKeyValue<MemoryKeyValue>,
+    sql: FailingSql<SqliteSql>,
+}
+
+fn user(name: &str) -> ActingUser {
+    ActingUser(name.to_owned())
+}
+
+fn new_key(name: &str) -> NewKey {
+    NewKey {
+        name: name.to_owned(),
+        description: None,
+        expires_at: None,
+    }
+}
+
+fn ctx() -> VerifyContext {
+    VerifyContext {
+        method: Some("POST".into()),
+        path: Some("/orders".into()),
+        source_ip: Some("203.0.113.9".into()),
+    }
+}
+
+impl World {
+    fn new() -> Self {
+        Self {
+            kv: FailingKeyValue::new(MemoryKeyValue::new()),
+            sql: FailingSql::new(SqliteSql::new()),
+        }
+    }
+
+    fn service(&self) -> KeyService<'_> {
+        KeyService::new(&self.kv, &self.sql)
+    }
+
+    fn create(&self, owner: &str, name: &str) -> CreatedKey {
+        self.create_at(owner, name, NOW)
+    }
+
+    fn create_at(&self, owner: &str, name: &str, now: i64) -> CreatedKey {
+        self.service()
+            .create_key(&user(owner), new_key(name), now)
+            .unwrap()
+    }
+
+    fn verify(&self, key: &CreatedKey) -> Result<Verified, Error> {
+        self.verify_at(key, NOW)
+    }
+
+    fn verify_at(&self, key: &CreatedKey, now: i64) -> Result<Verified, Error> {
+        self.service()
+            .verify(Some(key.secret.expose_secret()), &ctx(), now)
+    }
+
+    fn get(&self, id: &str) -> Result<KeyView, Error> {
+        self.service().get_key(&user("admin"), id, NOW)
+    }
+
+    fn list(&self, query: &str) -> Page<KeyView> {
+        self.service()
+            .list_keys(&user("admin"), &parse_list_query(query).unwrap(), NOW)
+            .unwrap()
+    }
+
+    fn audit(&self, query: &str) -> Vec<AuditEntry> {
+        let q = parse_audit_query(&format!("per_page=100&{query}")).unwrap();
+        self.service().list_audit(&user("admin"), &q).unwrap().items
+    }
+
+    fn actions(&self) -> Vec<String> {
+        let mut actions: Vec<String> = self.audit("").into_iter().map(|e| e.action).collect();
+        actions.reverse();
+        actions
+    }
+
+    fn count(&self, table: &str) -> i64 {
+        self.sql
+            .inner()
+            .execute(&format!("SELECT count(*) FROM {table}"), &[])
+            .unwrap()
+            .scalar_int()
+            .unwrap()
+    }
+}
+
+fn assert_err(result: Result<impl std::fmt::Debug, Error>, code: &str) {
+    match result {
+        Err(e) => assert_eq!(e.code(), code, "{e}"),
+        Ok(v) => panic!("expected {code}, got {v:?}"),
+    }
+}
+
+#[test]
+fn a_created_key_verifies_at_once_as_its_owner_and_is_audited() {
+    let w = World::new();
+    let created = w
+        .service()
+        .create_key(
+            &user("floris@example.com"),
+            NewKey {
+                name: "orders-sync".into(),
+                description: Some("Nightly order export".into()),
+                expires_at: Some(NOW + 3600),
+            },
+            NOW,
+        )
+        .unwrap();
+    let key = &created.key;
+    assert!(key.id.starts_with("key_"));
+    assert_eq!(key.created_by, "floris@example.com");
+    assert_eq!(key.status, KeyStatus::Active);
+    assert_eq!(key.hint, created.secret.hint());
+
+    let body = serde_json::to_value(&created).unwrap();
+    assert_eq!(body["secret"], created.secret.expose_secret());
+    assert_eq!(body["created_at"], "2026-11-26T17:00:00Z");
+    assert_eq!(body["expires_at"], "2026-11-26T18:00:00Z");
+    assert_eq!(body["last_used_at"], json!(null));
+    assert_eq!(body["status"], "active");
+
+    let verified = w.verify_at(&created, NOW + 60).unwrap();
+    assert_eq!(
+        serde_json::to_value(&verified).unwrap(),
+        json!({"valid": true, "key_id": key.id, "key_name": "orders-sync",
+               "user_id": "floris@example.com", "expires_at": "2026-11-26T18:00:00Z"})
+    );
+    assert_eq!(w.get(&key.id).unwrap().last_used_at, Some(NOW + 60));
+    // An earlier-timestamped verify finishing later does not move it back.
+    w.verify_at(&created, NOW + 30).unwrap();
+    assert_eq!(w.get(&key.id).unwrap().last_used_at, Some(NOW + 60));
+
+    let entries = w.audit("");
+    let used = &entries[0];
+    assert_eq!(
+        (used.action.as_str(), used.user.as_str(), used.at),
+        ("key.used", "floris@example.com", NOW + 60)
+    );
+    assert_eq!(
+        used.details,
+        json!({"method": "POST", "path": "/orders", "source_ip": "203.0.113.9"})
+    );
+    let created_entry = entries.last().unwrap();
+    assert_eq!(created_entry.action, "key.created");
+    assert_eq!(created_entry.user, "floris@example.com");
+    assert_eq!(created_entry.key_id.as_deref(), Some(key.id.as_str()));
+    assert_eq!(created_entry.key_name.as_deref(), Some("orders-sync"));
+}
+
+#[test]
+fn unknown_call_details_are_recorded_as_nulls() {
+    let w = World::new();
+    let k = w.create("u", "k");
+    w.service()
+        .verify(
+            Some(k.secret.expose_secret()),
+            &VerifyContext::default(),
+            NOW,
+        )
+        .unwrap();
+    let entry = &w.audit("action=key.used")[0];
+    assert_eq!(
+        entry.details,
+        json!({"method": null, "path": null, "source_ip": null})
+    );
+}
+
+#[test]
+fn the_secret_is_stored_and_shown_nowhere_but_the_create_response() {
+    let w = World::new();
+    let k = w.create("u", "k");
+    w.verify(&k).unwrap();
+    let secret = k.secret.expose_secret();
+    let listed = serde_json::to_string(&w.list("")).unwrap();
+    let audit = serde_json::to_string(&w.audit("")).unwrap();
+    let fetched = serde_json::to_string(&w.get(&k.key.id).unwrap()).unwrap();
+    let mut stored = String::new();
+    for table in ["api_keys", "audit_log"] {
+        stored += &format!(
+            "{:?}",
+            w.sql
+                .inner()
+                .execute(&format!("SELECT * FROM {table}"), &[])
+                .unwrap()
+        );
+    }
+    for kv_key in w.kv.inner().keys() {
+        stored += &kv_key;
+        stored += &String::from_utf8(w.kv.inner().get(&kv_key).unwrap().unwrap()).unwrap();
+    }
+    for (what, text) in [
+        ("list", listed),
+        ("audit", audit),
+        ("get", fetched),
+        ("storage", stored),
+    ] {
+        assert!(!text.contains(secret), "secret in {what}");
+        assert!(!text.contains(&secret[3..35]), "random part in {what}");
+    }
+    assert!(!format!("{k:?}").contains(&secret[3..35]));
+}
+
+#[test]
+fn names_are_unique_case_insensitively_among_keys_not_revoked() {
+    let w = World::new();
+    w.create("u1", "Orders Sync");
+    for name in ["orders sync", "ORDERS SYNC"] {
+        assert_err(
+            w.service().create_key(&user("u2"), new_key(name), NOW),
+            "name_taken",
+        );
+    }
+    w.create("u1", "Ärger");
+    assert_err(
+        w.service().create_key(&user("u1"), new_key("ärger"), NOW),
+        "name_taken",
+    );
+    // Once the owner is removed (keys revoked), the names are free again.
+    w.service().remove_user("u1", "msg_1", NOW).unwrap();
+    w.create("u2", "orders sync");
+    w.create("u2", "ärger");
+    assert_eq!(w.count("api_keys"), 4);
+}
+
+#[test]
+fn create_with_a_failing_kv_write_leaves_no_row_and_no_audit() {
+    let w = World::new();
+    w.kv.fail_nth(KvOp::Set, 1);
+    assert_err(
+        w.service().create_key(&user("u"), new_key("k"), NOW),
+        "storage_unavailable",
+    );
+    assert_eq!(w.count("api_keys"), 0);
+    assert_eq!(w.count("audit_log"), 0);
+    assert!(w.kv.inner().keys().is_empty());
+    // The name is not blocked by the failed attempt.
+    let k = w.create("u", "k");
+    assert!(w.verify(&k).is_ok());
+}
+
+#[test]
+fn create_with_a_failing_audit_write_leaves_no_key_behind() {
+    let w = World::new();
+    w.sql.fail_nth_matching("INSERT INTO audit_log", 1);
+    assert_err(
+        w.service().create_key(&user("u"), new_key("k"), NOW),
+        "storage_unavailable",
+    );
+    assert_eq!(w.count("api_keys"), 0);
+    assert_eq!(w.count("audit_log"), 0);
+    assert!(w.kv.inner().keys().is_empty());
+}
+
+#[test]
+fn create_with_a_failing_row_insert_writes_nothing_else() {
+    let w = World::new();
+    w.service().migrate().unwrap();
+    w.sql.fail_nth_matching("INSERT INTO api_keys", 1);
+    assert_err(
+        w.service().create_key(&user("u"), new_key("k"), NOW),
+        "storage_unavailable",
+    );
+    assert!(w.kv.calls().is_empty());
+    assert_eq!(w.count("audit_log"), 0);
+}
+
+#[test]
+fn a_removed_user_can_no_longer_act() {
+    let w = World::new();
+    let k = w.create("gone", "k");
+    w.service().remove_user("gone", "msg_1", NOW).unwrap();
+    let s = w.service();
+    let gone = user("gone");
+    assert_err(s.create_key(&gone, new_key("new"), NOW), "user_removed");
+    assert_err(s.get_key(&gone, &k.key.id, NOW), "user_removed");
+    assert_err(
+        s.list_keys(&gone, &ListQuery::default(), NOW),
+        "user_removed",
+    );
+    assert_err(s.delete_key(&gone, &k.key.id, NOW), "user_removed");
+    assert_err(s.list_audit(&gone, &AuditQuery::default()), "user_removed");
+    assert_eq!(w.count("api_keys"), 1);
+}
+
+/// Both stores of a [`World`], running `hook` once just before the
+/// `nth` call that `matches` (another request interleaving with this one).
+struct Interleave<'a> {
+    world: &'a World,
+    matches: Box<dyn Fn(&str) -> bool>,
+    remaining: RefCell<usize>,
+    hook: RefCell<Option<Box<dyn FnOnce() + 'a>>>,
+}
+
+impl Interleave<'_> {
+    fn before(&self, call: &str) {
+        if !(self.matches)(call) {
+            return;
+        }
+        let mut remaining = self.remaining.borrow_mut();
+        *remaining -= 1;
+        if *remaining == 0 {
+            drop(remaining);
+            let hook = self.hook.borrow_mut().take();
+            if let Some(hook) = hook {
+                hook();
+            }
+        }
+    }
+}
+
+impl Sql for Interleave<'_> {
+    fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<crate::Rows, StoreError> {
+        self.before(sql);
+        self.world.sql.execute(sql, params)
+    }
+}
+
+impl KeyValue for Interleave<'_> {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.world.kv.get(key)
+    }
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.before("kv set");
+        self.world.kv.set(key, value)
+    }
+    fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.world.kv.delete(key)
+    }
+}
+
+#[test]
+fn a_removal_racing_a_create_leaves_no_working_key() {
+    // The webhook for the creating user runs at each point inside the create.
+    let points: [(&str, &str, usize); 3] = [
+        ("before the row", "INSERT INTO api_keys", 1),
+        ("before the KV entry", "kv set", 1),
+        ("before the second look", "SELECT 1 FROM removed_users", 2),
+    ];
+    for (point, pattern, nth) in points {
+        let w = World::new();
+        w.service().migrate().unwrap();
+        let both = Interleave {
+            world: &w,
+            matches: Box::new(move |call| call.contains(pattern)),
+            remaining: RefCell::new(nth),
+            hook: RefCell::new(Some(Box::new(|| {
+                let response = w.service().remove_user("u", "msg_1", NOW).unwrap();
+                let _ = response;
+            }))),
+        };
+        let result = KeyService::new(&both, &both).create_key(&user("u"), new_key("k"), NOW);
+        assert_err(result, "user_removed");
+        assert!(both.hook.borrow().is_none(), "{point}: the removal ran");
+        assert_eq!(w.count("api_keys"), 0, "{point}");
+        assert!(
+            w.kv.inner().keys().is_empty(),
+            "{point}: {:?}",
+            w.kv.inner().keys()
+        );
+        assert!(!w.actions().contains(&"key.created".to_owned()), "{point}");
+    }
+}
+
+#[test]
+fn verify_rejects_malformed_keys_without_touching_storage() {
+    let w = World::new();
+    let k = w.create("u", "k");
+    w.kv.clear_calls();
+    w.sql.clear_statements();
+    let s = k.secret.expose_secret();
+    let cases = [
+        (None, "missing_key"),
+        (Some(String::new()), "missing_key"),
+        (Some(s.replacen("kg_", "kk_", 1)), "malformed_key"),
+        (Some(s[..40].to_owned()), "malformed_key"),
+        (Some(format!("{}!{}", &s[..10], &s[11..])), "malformed_key"),
+        (
+            Some(format!(
+                "{}{}",
+                &s[..40],
+                if s.ends_with('A') { 'B' } else { 'A' }
+            )),
+            "malformed_key",
+        ),
+    ];
+    for (presented, code) in cases {
+        assert_err(w.service().verify(presented.as_deref(), &ctx(), NOW), code);
+    }
+    assert!(w.kv.calls().is_empty());
+    assert!(w.sql.statements().is_empty());
+}
+
+#[test]
+fn verify_reads_one_kv_entry_and_writes_one_sql_statement() {
+    let w = World::new();
+    let k = w.create("u", "k");
+    w.kv.clear_calls();
+    w.sql.clear_statements();
+    w.verify(&k).unwrap();
+    assert_eq!(w.kv.calls(), vec![(KvOp::Get, k.secret.hash().kv_key())]);
+    let statements = w.sql.statements();
+    assert_eq!(statements.len(), 1, "{statements:?}");
+    assert!(statements[0].starts_with("INSERT INTO audit_log"));
+}
+
+#[test]
+fn unknown_expired_and_revoked_keys_are_decided_from_the_kv_entry_alone() {
+    let w = World::new();
+    let stranger = ApiKey::generate().unwrap();
+    let expiring = w
+        .service()
+        .create_key(
+            &user("u"),
+            NewKey {
+                expires_at: Some(NOW + 100),
+                ..new_key("expiring")
+            },
+            NOW,
+        )
+        .unwrap();
+    let owned = w.create("leaver", "owned");
+    w.service().remove_user("leaver", "msg_1", NOW).unwrap();
+    w.sql.clear_statements();
+
+    assert_err(
+        w.service()
+            .verify(Some(stranger.expose_secret()), &ctx(), NOW),
+        "unknown_key",
+    );
+    assert!(w.verify_at(&expiring, NOW + 99).is_ok());
+    w.sql.clear_statements();
+    assert_err(w.verify_at(&expiring, NOW + 100), "expired_key");
+    assert_err(w.verify(&owned), "revoked_key");
+    assert!(w.sql.statements().is_empty(), "{:?}", w.sql.statements());
+    assert_eq!(w.get(&expiring.key.id).unwrap().status, KeyStatus::Active);
+    let later = w
+        .service()
+        .get_key(&user("a"), &expiring.key.id, NOW + 100)
+        .unwrap();
+    assert_eq!(later.status, KeyStatus::Expired);
+}
+
+#[test]
+fn verify_on_a_database_without_schema_migrates_and_records_the_use() {
+    let w = World::new();
+    let k = w.create("u", "k");
+    // Same key-value store, a brand-new database.
+    let fresh = SqliteSql::new();
+    let s = KeyService::new(&w.kv, &fresh);
+    s.verify(Some(k.secret.expose_secret()), &ctx(), NOW)
+        .unwrap();
+    assert_eq!(
+        schema::user_version(&fresh).unwrap(),
+        schema::SCHEMA_VERSION
+    );
+    let used = fresh
+        .execute("SELECT user, action FROM audit_log", &[])
+        .unwrap();
+    assert_eq!(
+        used.rows,
+        vec![vec![SqlValue::text("u"), SqlValue::text("key.used")]]
+    );
+}
+
+#[test]
+fn verify_refuses_to_confirm_a_use_it_cannot_record() {
+    let w = World::new();
+    let k = w.create("u", "k");
+    w.sql.fail_nth_matching("INSERT INTO audit_log", 1);
+    assert_err(w.verify(&k), "storage_unavailable");
+    assert!(w.verify(&k).is_ok());
+}
+
+#[test]
+fn deleting_removes_the_key_from_verify_and_the_overview() {
+    let w = World::new();
+    let k = w.create("owner", "k");
+    w.verify(&k).unwrap();
+    w.service()
+        .delete_key(&user("admin"), &k.key.id, NOW + 5)
+        .unwrap();
+    assert_err(w.verify(&k), "unknown_key");
+    assert_err(w.get(&k.key.id), "key_not_found");
+    assert_eq!(w.list("").total, 0);
+    let deleted = &w.audit("action=key.deleted")[0];
+    assert_eq!((deleted.user.as_str(), deleted.at), ("admin", NOW + 5));
+    assert_eq!(deleted.key_name.as_deref(), Some("k"));
+    // Entries outlive the key.
+    assert_eq!(w.audit(&format!("key_id={}", k.key.id)).len(), 3);
+    assert_err(
+        w.service().delete_key(&user("admin"), &k.key.id, NOW),
+        "key_not_found",
+    );
+    assert_err(
+        w.service().delete_key(&user("admin"), "key_nope", NOW),
+        "key_not_found",
+    );
+    assert_err(
+        w.service().delete_key(&user("admin"), "../etc", NOW),
+        "key_not_found",
+    );
+    // The name is free again.
+    w.create("owner", "k");
+}
+
+#[test]
+fn delete_failing_after_the_kv_delete_leaves_a_key_that_no_longer_verifies() {
+    for failing in ["DELETE FROM api_keys", "'key.deleted'"] {
+        let w = World::new();
+        let k = w.create("u", "k");
+        w.sql.fail_nth_matching(failing, 1);
+        assert_err(
+            w.service().delete_key(&user("admin"), &k.key.id, NOW),
+            "storage_unavailable",
+        );
+        assert_err(w.verify(&k), "unknown_key");
+        assert_eq!(
+            w.get(&k.key.id).unwrap().name,
+            "k",
+            "still listed after {failing} failed"
+        );
+        // Retrying completes the deletion, with one audit entry.
+        w.service()
+            .delete_key(&user("admin"), &k.key.id, NOW)
+            .unwrap();
+        assert_err(w.get(&k.key.id), "key_not_found");
+        assert_eq!(w.audit("action=key.deleted").len(), 1, "{failing}");
+    }
+}
+
+#[test]
+fn delete_with_a_failing_kv_delete_changes_nothing() {
+    let w = World::new();
+    let k = w.create("u", "k");
+    w.kv.fail_nth(KvOp::Delete, 1);
+    assert_err(
+        w.service().delete_key(&user("admin"), &k.key.id, NOW),
+        "storage_unavailable",
+    );
+    assert!(w.verify(&k).is_ok());
+    assert!(w.get(&k.key.id).is_ok());
+    assert!(w.audit("action=key.deleted").is_empty());
+}
+
+#[test]
+fn removing_a_user_revokes_all_their_keys_once() {
+    let w = World::new();
+    let keys: Vec<CreatedKey> = (0..3)
+        .map(|i| w.create("leaver", &format!("k{i}")))
+        .collect();
+    let other = w.create("stayer", "other");
+    let response = w
+        .service()
+        .remove_user("leaver", "msg_1", NOW + 10)
+        .unwrap();
+    assert_eq!(
+        serde_json::to_value(&response).unwrap(),
+        json!({"user_id": "leaver", "revoked_keys": 3})
+    );
+    for k in &keys {
+        assert_err(w.verify(k), "revoked_key");
+        let view = w.get(&k.key.id).unwrap();
+        assert_eq!(view.status, KeyStatus::Revoked);
+        assert_eq!(view.revoked_at, Some(NOW + 10));
+        assert_eq!(view.revoked_reason.as_deref(), Some("owner_removed"));
+    }
+    assert!(w.verify(&other).is_ok());
+    let revoked = w.audit("action=key.revoked");
+    assert_eq!(revoked.len(), 3);
+    assert!(
+        revoked
+            .iter()
+            .all(|e| e.user == "leaver" && e.details == json!({"reason": "owner_removed"}))
+    );
+    let removed = w.audit("action=user.removed");
+    assert_eq!(removed.len(), 1);
+    assert_eq!(removed[0].user, "leaver");
+
+    let audit_before = w.count("audit_log");
+    // The same delivery again: the same answer, nothing changes.
+    assert_eq!(
+        w.service()
+            .remove_user("leaver", "msg_1", NOW + 20)
+            .unwrap(),
+        response
+    );
+    // A new delivery for the removed user revokes nothing more.
+    assert_eq!(
+        w.service()
+            .remove_user("leaver", "msg_2", NOW + 30)
+            .unwrap(),
+        UserRemovedResponse {
+            user_id: "leaver".into(),
+            revoked_keys: 0
+        }
+    );
+    assert_eq!(w.count("audit_log"), audit_before);
+    assert_eq!(w.get(&keys[0].key.id).unwrap().revoked_at, Some(NOW + 10));
+}
+
+#[test]
+fn removing_a_user_without_keys_is_recorded() {
+    let w = World::new();
+    let response = w.service().remove_user("nobody", "msg_1", NOW).unwrap();
+    assert_eq!(response.revoked_keys, 0);
+    assert_eq!(w.actions(), ["user.removed"]);
+    assert_err(
+        w.service().create_key(&user("nobody"), new_key("k"), NOW),
+        "user_removed",
+    );
+}
+
+#[test]
+fn a_removal_failing_part_way_is_finished_by_the_retry_without_duplicates() {
+    // Each failure point of the removal, then the identity system's retry.
+    type Arm = Box<dyn Fn(&World)>;
+    let failures: Vec<(&str, Arm)> = vec![
+        (
+            "second KV revoke",
+            Box::new(|w| w.kv.fail_nth(KvOp::Set, 2)),
+        ),
+        (
+            "second SQL revoke",
+            Box::new(|w| w.sql.fail_nth_matching("UPDATE api_keys", 2)),
+        ),
+        (
+            "user.removed entry",
+            Box::new(|w| w.sql.fail_nth_matching("ON CONFLICT DO NOTHING", 1)),
+        ),
+        (
+            "stored response",
+            Box::new(|w| w.sql.fail_nth_matching("INSERT INTO webhook_deliveries", 1)),
+        ),
+        (
+            "key scan",
+            Box::new(|w| w.sql.fail_nth_matching("FROM api_keys", 1)),
+        ),
+    ];
+    for (point, arm) in failures {
+        let w = World::new();
+        let keys: Vec<CreatedKey> = (0..3)
+            .map(|i| w.create("leaver", &format!("k{i}")))
+            .collect();
+        arm(&w);
+        assert_err(
+            w.service().remove_user("leaver", "msg_1", NOW),
+            "storage_unavailable",
+        );
+        // A key whose KV entry was marked revoked already fails verify,
+        // though its SQL row was not updated (keys are processed by id).
+        if point == "second SQL revoke" {
+            let mut by_id: Vec<&CreatedKey> = keys.iter().collect();
+            by_id.sort_by(|a, b| a.key.id.cmp(&b.key.id));
+            assert_err(w.verify(by_id[1]), "revoked_key");
+            assert_eq!(w.get(&by_id[1].key.id).unwrap().status, KeyStatus::Active);
+        }
+        let response = w
+            .service()
+            .remove_user("leaver", "msg_1", NOW + 60)
+            .unwrap();
+        assert_eq!(response.revoked_keys, 3, "{point}");
+        for k in &keys {
+            assert_err(w.verify(k), "revoked_key");
+            assert_eq!(
+                w.get(&k.key.id).unwrap().status,
+                KeyStatus::Revoked,
+                "{point}"
+            );
+        }
+        assert_eq!(w.audit("action=key.revoked").len(), 3, "{point}");
+        assert_eq!(w.audit("action=user.removed").len(), 1, "{point}");
+        assert_eq!(
+            w.service()
+                .remove_user("leaver", "msg_1", NOW + 90)
+                .unwrap(),
+            response
+        );
+    }
+}
+
+fn ids(page: &Page<KeyView>) -> Vec<String> {
+    page.items.iter().map(|k| k.id.clone()).collect()
+}
+
+#[test]
+fn paging_never_repeats_or_skips_a_key_even_among_ties() {
+    let w = World::new();
+    // 23 keys: equal created_at, only three owners, most never used.
+    let keys: Vec<CreatedKey> = (0..23)
+        .map(|i| {
+            w.create(
+                &format!("user{}", i % 3),
+                &format!("key {:02}", i % 20 + i / 20 * 100),
+            )
+        })
+        .collect();
+    for (i, k) in keys.iter().enumerate().take(6) {
+        w.verify_at(k, NOW + (i as i64 % 2)).unwrap();
+    }
+    for sort in ["name", "created_by", "created_at", "last_used_at"] {
+        for order in ["asc", "desc"] {
+            let all = w.list(&format!("sort={sort}&order={order}&per_page=100"));
+            assert_eq!(all.total, 23);
+            let mut seen = Vec::new();
+            for page in 1..=5 {
+                let p = w.list(&format!("sort={sort}&order={order}&per_page=5&page={page}"));
+                assert_eq!((p.total, p.total_pages), (23, 5));
+                seen.extend(ids(&p));
+            }
+            assert_eq!(seen, ids(&all), "{sort} {order}");
+            assert_eq!(seen.iter().collect::<HashSet<_>>().len(), 23);
+            let past = w.list(&format!("sort={sort}&order={order}&per_page=5&page=6"));
+            assert!(past.items.is_empty());
+            assert_eq!(past.total, 23);
+        }
+    }
+    // Ties are broken by id in the sort's direction.
+    let by_created = w.list("sort=created_at&order=asc&per_page=100");
+    let mut sorted = ids(&by_created);
+    sorted.sort();
+    assert_eq!(ids(&by_created), sorted);
+}
+
+#[test]
+fn never_used_keys_sort_as_the_oldest_use() {
+    let w = World::new();
+    let never = w.create("u", "never");
+    let early = w.create("u", "early");
+    let late = w.create("u", "late");
+    w.verify_at(&early, NOW + 1).unwrap();
+    w.verify_at(&late, NOW + 2).unwrap();
+    let names = |q: &str| -> Vec<String> { w.list(q).items.into_iter().map(|k| k.name).collect() };
+    assert_eq!(
+        names("sort=last_used_at&order=asc"),
+        ["never", "early", "late"]
+    );
+    assert_eq!(
+        names("sort=last_used_at&order=desc"),
+        ["late", "early", "never"]
+    );
+    let _ = never;
+}
+
+#[test]
+fn the_overview_defaults_to_newest_first_and_sorts_names_case_insensitively() {
+    let w = World::new();
+    w.create_at("u", "beta", NOW);
+    w.create_at("u", "Alpha", NOW + 1);
+    w.create_at("u", "gamma", NOW + 2);
+    let names = |q: &str| -> Vec<String> { w.list(q).items.into_iter().map(|k| k.name).collect() };
+    assert_eq!(names(""), ["gamma", "Alpha", "beta"]);
+    assert_eq!(names("sort=name&order=asc"), ["Alpha", "beta", "gamma"]);
+    let p = w.list("per_page=2");
+    assert_eq!((p.page, p.per_page, p.total, p.total_pages), (1, 2, 3, 2));
+    let empty = World::new().list("");
+    assert_eq!(
+        (empty.total, empty.total_pages, empty.items.len()),
+        (0, 0, 0)
+    );
+}
+
+#[test]
+fn the_overview_filters() {
+    let w = World::new();
+    let day = 86_400;
+    let old = w.create_at("floris@example.com", "Orders Sync", NOW - 10 * day);
+    let used = w.create_at("ann", "invoices", NOW - 2 * day);
+    w.verify_at(&used, NOW - day).unwrap();
+    let expiring = w
+        .service()
+        .create_key(
+            &user("ann"),
+            NewKey {
+                expires_at: Some(NOW - 1),
+                ..new_key("short-lived ORDERS")
+            },
+            NOW - day,
+        )
+        .unwrap();
+    let leaver = w.create_at("leaver", "legacy", NOW - 3 * day);
+    w.service().remove_user("leaver", "msg_1", NOW).unwrap();
+
+    let names = |q: &str| -> Vec<String> {
+        let mut n: Vec<String> = w.list(q).items.into_iter().map(|k| k.name).collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names("name=orders"), ["Orders Sync", "short-lived ORDERS"]);
+    assert_eq!(names("name=s+SYN"), ["Orders Sync"]);
+    assert_eq!(names("name=%25"), Vec::<String>::new(), "no LIKE wildcards");
+    assert_eq!(names("created_by=ann"), ["invoices", "short-lived ORDERS"]);
+    assert_eq!(
+        names("created_by=Ann"),
+        Vec::<String>::new(),
+        "user ids are exact"
+    );
+    assert_eq!(names("status=active"), ["Orders Sync", "invoices"]);
+    assert_eq!(names("status=expired"), ["short-lived ORDERS"]);
+    assert_eq!(names("status=revoked"), ["legacy"]);
+    let created = |d: i64| crate::timestamp::format_rfc3339(NOW - d * day)[..10].to_owned();
+    assert_eq!(
+        names(&format!(
+            "created_from={}&created_to={}",
+            created(3),
+            created(2)
+        )),
+        ["invoices", "legacy"],
+        "date bounds include the whole day"
+    );
+    assert_eq!(
+        names(&format!("created_to={}", created(10))),
+        ["Orders Sync"]
+    );
+    let exact = crate::timestamp::format_rfc3339(NOW - 2 * day).replace('Z', "%2B00:00");
+    assert_eq!(
+        names(&format!("created_from={exact}&created_to={exact}")),
+        ["invoices"]
+    );
+    assert_eq!(
+        names(&format!("unused_since={}", created(0))),
+        ["Orders Sync", "invoices", "legacy", "short-lived ORDERS"]
+    );
+    let used_at = crate::timestamp::format_rfc3339(NOW - day).replace('Z', "%2B00:00");
+    assert_eq!(
+        names(&format!("unused_since={used_at}")),
+        ["Orders Sync", "legacy", "short-lived ORDERS"],
+        "last used exactly then is not before then"
+    );
+    assert_eq!(names("created_by=ann&status=active&name=inv"), ["invoices"]);
+    let _ = (old, expiring, leaver);
+}
+
+#[test]
+fn filters_are_bound_parameters_never_sql_text() {
+    let hostile = "x' OR '1'='1";
+    let q = ListQuery {
+        name: Some(hostile.into()),
+        created_by: Some("a\"; DROP TABLE api_keys; --".into()),
+        created_from: Some(1),
+        created_to: Some(2),
+        status: Some(KeyStatus::Active),
+        unused_since: Some(3),
+        ..ListQuery::default()
+    };
+    let (sql, params) = list_filter(&q, NOW);
+    assert!(!sql.contains('\'') && !sql.contains("DROP"), "{sql}");
+    assert_eq!(sql.matches('?').count(), params.len());
+    assert_eq!(params[0], SqlValue::text("x' or '1'='1"));
+    assert_eq!(
+        list_filter(&ListQuery::default(), NOW),
+        (String::new(), vec![])
+    );
+    let (sql, params) = audit_filter(&AuditQuery {
+        user: Some(hostile.into()),
+        key_id: Some("k".into()),
+        action: Some(AuditAction::KeyUsed),
+        from: Some(1),
+        to: Some(2),
+        ..AuditQuery::default()
+    });
+    assert_eq!(
+        sql,
+        " WHERE user = ? AND key_id = ? AND action = ? AND at >= ? AND at <= ?"
+    );
+    assert_eq!(params.len(), 5);
+
+    let w = World::new();
+    w.create("u", "k");
+    assert_eq!(
+        w.list(&format!("name={}", "x%27+OR+%271%27%3D%271")).total,
+        0
+    );
+    assert_eq!(w.list("").total, 1);
+}
+
+#[test]
+fn the_audit_trail_is_newest_first_filtered_and_paged() {
+    let w = World::new();
+    let a = w.create_at("ann", "a", NOW);
+    let b = w.create_at("bob", "b", NOW + 10);
+    w.verify_at(&a, NOW + 20).unwrap();
+    w.verify_at(&a, NOW + 20).unwrap();
+    w.service()
+        .delete_key(&user("bob"), &b.key.id, NOW + 30)
+        .unwrap();
+    let all = w.audit("");
+    let summary: Vec<(&str, &str, i64)> = all
+        .iter()
+        .map(|e| (e.action.as_str(), e.user.as_str(), e.at))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("key.deleted", "bob", NOW + 30),
+            ("key.used", "ann", NOW + 20),
+            ("key.used", "ann", NOW + 20),
+            ("key.created", "bob", NOW + 10),
+            ("key.created", "ann", NOW),
+        ]
+    );
+    assert!(all[1].id > all[2].id, "same second: newest id first");
+    assert_eq!(w.audit("user=ann").len(), 3);
+    assert_eq!(w.audit(&format!("key_id={}", b.key.id)).len(), 2);
+    assert_eq!(w.audit("action=key.created").len(), 2);
+    let at = |t: i64| crate::timestamp::format_rfc3339(t).replace('Z', "%2B00:00");
+    assert_eq!(
+        w.audit(&format!("from={}&to={}", at(NOW + 10), at(NOW + 20)))
+            .len(),
+        3
+    );
+    let page = w
+        .service()
+        .list_audit(&user("x"), &parse_audit_query("per_page=2&page=3").unwrap())
+        .unwrap();
+    assert_eq!((page.items.len(), page.total, page.total_pages), (1, 5, 3));
+    assert_eq!(page.items[0].action, "key.created");
+    let entry = serde_json::to_value(&all[0]).unwrap();
+    assert_eq!(
+        entry,
+        json!({"id": all[0].id, "at": "2026-11-26T17:00:30Z", "user": "bob", "action": "key.deleted",
+               "key_id": b.key.id, "key_name": "b", "details": {}})
+    );
+}
+
+#[test]
+fn management_calls_create_the_schema_on_a_fresh_database() {
+    let w = World::new();
+    assert!(
+        w.service()
+            .list_keys(&user("u"), &ListQuery::default(), NOW)
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert_eq!(
+        schema::user_version(w.sql.inner()).unwrap(),
+        schema::SCHEMA_VERSION
+    );
+    let w = World::new();
+    assert_eq!(
+        w.service().remove_user("u", "m", NOW).unwrap().revoked_keys,
+        0
+    );
+}
+
+#[test]
+fn storage_failures_surface_as_storage_unavailable_without_internals() {
+    let w = World::new();
+    w.sql.fail_nth_matching("PRAGMA user_version", 1);
+    let err = w
+        .service()
+        .list_keys(&user("u"), &ListQuery::default(), NOW)
+        .unwrap_err();
+    assert_eq!(err.code(), "storage_unavailable");
+    assert!(!err.to_problem().to_json().contains("disk I/O"));
+    let k = w.create("u", "k");
+    w.kv.fail_nth(KvOp::Get, 1);
+    assert_err(w.verify(&k), "storage_unavailable");
+    w.kv.inner()
+        .set(&k.secret.hash().kv_key(), b"not json")
+        .unwrap();
+    assert_err(w.verify(&k), "storage_unavailable");
+}
