@@ -134,7 +134,8 @@ pub fn parse_user_removed(body: &[u8]) -> Result<UserRemovedEvent, Error> {
         #[serde(rename = "type")]
         kind: String,
         timestamp: String,
-        data: Data,
+        // A map first: serde's derived structs would also take `[user_id]`.
+        data: serde_json::Map<String, serde_json::Value>,
     }
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
@@ -143,19 +144,21 @@ pub fn parse_user_removed(body: &[u8]) -> Result<UserRemovedEvent, Error> {
     }
     let event: Event = parse_json_object(body)?;
     let bad = |what: &str| Error::InvalidRequest(what.to_owned());
+    let data: Data = serde_json::from_value(serde_json::Value::Object(event.data))
+        .map_err(|e| bad(&format!("`data`: {e}")))?;
     if event.kind != "user.removed" {
         return Err(bad("`type` must be \"user.removed\""));
     }
     if parse_rfc3339(&event.timestamp).is_none() {
         return Err(bad("`timestamp` must be an RFC 3339 timestamp"));
     }
-    if !is_user_id(&event.data.user_id) {
+    if !is_user_id(&data.user_id) {
         return Err(bad(
             "`data.user_id` must be a user id (1–200 printable characters)",
         ));
     }
     Ok(UserRemovedEvent {
-        user_id: event.data.user_id.trim().to_owned(),
+        user_id: data.user_id.trim().to_owned(),
     })
 }
 
@@ -301,6 +304,7 @@ mod tests {
             br#"{"type":"user.removed","timestamp":"2026-11-26T17:00:00Z","data":{"user_id":7}}"#,
             br#"{"type":"user.removed","timestamp":"2026-11-26T17:00:00Z"}"#,
             br#"{"type":"user.removed","timestamp":"2026-11-26T17:00:00Z","data":{"user_id":"u"},"v":2}"#,
+            br#"{"type":"user.removed","timestamp":"2026-11-26T17:00:00Z","data":["u"]}"#,
             br#"{"type":"user.removed","timestamp":"2026-11-26T17:00:00Z","data":{"user_id":"u","extra":1}}"#,
             b"[]",
             b"not json",
