@@ -14,6 +14,9 @@ use std::time::Duration;
 
 pub use serde_json::{Value as Json, json};
 
+/// keygate's HTTP contract from the caller's side (the `App` fixture and client helpers).
+pub mod api;
+
 /// How long a runner may take to start (compiling components included).
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -325,7 +328,8 @@ pub struct Reply {
 }
 
 impl Reply {
-    fn from(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Self {
+    /// Reads a whole response (any status) as returned by `ureq`.
+    pub fn from(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Self {
         let mut response = result.expect("HTTP request to keygate-host failed");
         let status = response.status().as_u16();
         let headers = response
