@@ -17,7 +17,7 @@ export function relativeTime(iso, now = Date.now()) {
   if (size < 45) return 'just now';
   if (size < 45 * MINUTE) return relative.format(Math.round(seconds / MINUTE), 'minute');
   if (size < 22 * HOUR) return relative.format(Math.round(seconds / HOUR), 'hour');
-  if (size < 26 * DAY) return relative.format(Math.round(seconds / DAY), 'day');
+  if (size < 45 * DAY) return relative.format(Math.round(seconds / DAY), 'day');
   if (size < 320 * DAY) return relative.format(Math.round(seconds / (30 * DAY)), 'month');
   return relative.format(Math.round(seconds / (365 * DAY)), 'year');
 }

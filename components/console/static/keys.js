@@ -65,6 +65,8 @@ export function mount() {
           actions: [{ label: 'Create your first key', primary: true, onClick: openCreate }],
         },
     noun: 'API keys',
+    // `?sort=name&order=desc`, never a bare `?sort=name` that reads as ascending.
+    together: [['sort', 'order']],
   });
 
   // Sorting: a header's button sorts by it, ascending first, then toggles.

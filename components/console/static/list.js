@@ -15,10 +15,11 @@ export class ListView {
    * @param {(items) => Node[]} o.rows              table rows for a page
    * @param {(filtered: boolean) => object} o.empty what to say for no rows
    * @param {string} o.noun           "API keys", "audit entries"
+   * @param {string[][]} [o.together] parameters the URL keeps together
    */
-  constructor({ section, defaults, filters, fetch, rows, empty, noun }) {
+  constructor({ section, defaults, filters, fetch, rows, empty, noun, together = [] }) {
     Object.assign(this, { section, defaults, filters, fetch, rows, empty, noun });
-    this.url = new UrlState(defaults);
+    this.url = new UrlState(defaults, together);
     this.state = { ...defaults };
     this.active = false;
     this.controller = null;
@@ -137,6 +138,8 @@ export class ListView {
 
   render(page) {
     this.body.replaceChildren(...this.rows(page.items));
+    // For measurements: when the rows were in the document (ms from navigation start).
+    performance.mark('keygate:rendered');
     this.pager.render(page);
     if (page.items.length) {
       hideState(this.panel);

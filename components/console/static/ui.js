@@ -35,8 +35,10 @@ export function tickRelativeTimes() {
  * names. Values equal to the defaults are left out, so `/` is the default view.
  */
 export class UrlState {
-  constructor(defaults) {
+  /** `together`: groups written whole when any member differs (`sort` with `order`). */
+  constructor(defaults, together = []) {
     this.defaults = defaults;
+    this.together = together;
   }
 
   read() {
@@ -51,11 +53,13 @@ export class UrlState {
   /** The query string for `state`, `?…` or ''. */
   toSearch(state) {
     const search = new URLSearchParams();
-    for (const [name, fallback] of Object.entries(this.defaults)) {
+    const differs = (name) => {
       const value = state[name];
-      if (value !== '' && value !== undefined && value !== null && String(value) !== fallback) {
-        search.set(name, String(value));
-      }
+      return value !== '' && value !== undefined && value !== null && String(value) !== this.defaults[name];
+    };
+    for (const name of Object.keys(this.defaults)) {
+      const group = this.together.find((g) => g.includes(name));
+      if (group ? group.some(differs) : differs(name)) search.set(name, String(state[name]));
     }
     const text = search.toString();
     return text ? `?${text}` : '';
