@@ -133,9 +133,10 @@ struct Answer {
 }
 
 fn respond(method: &Method, path: &str, if_none_match: Option<&str>) -> Answer {
-    let asset = match path.strip_suffix('/').filter(|p| !p.is_empty()).unwrap_or(path) {
+    let asset = match path {
         // The page: one HTML shell for both views, which the script tells apart.
-        "/" | "/audit" => Some(&INDEX),
+        // A trailing slash is ignored for these exact routes, as Spin does.
+        "/" | "/audit" | "/audit/" => Some(&INDEX),
         other => other
             .strip_prefix("/console/")
             .and_then(|name| ASSETS.iter().find(|(n, _)| *n == name))
