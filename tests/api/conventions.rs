@@ -33,8 +33,9 @@ fn allow_set(reply: &Reply) -> BTreeSet<String> {
 #[test]
 fn unknown_routes_are_not_found_problems() {
     let app = App::start();
+    // `/`, `/audit` and `/console/...` are the web console (tests/app/console.rs).
     for path in [
-        "/",
+        "/index.html",
         "/api",
         "/api/nope",
         "/api/key",

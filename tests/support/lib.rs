@@ -68,6 +68,7 @@ pub fn probe_manifest() -> PathBuf {
 /// The product's own manifest.
 pub fn app_manifest() -> PathBuf {
     wasm("health");
+    wasm("console");
     workspace_root().join("spin.toml")
 }
 

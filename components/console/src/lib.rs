@@ -1,0 +1,216 @@
+//! The web console: `GET /` (the keys overview), `GET /audit` (the audit
+//! trail) and its assets under `/console/`. Every file is embedded in the
+//! `.wasm`; the page itself talks to the management API from the browser.
+//!
+//! Only `GET` and `HEAD`; anything else is `405` with `Allow`. An unknown
+//! `/console/...` path is `404 not_found` like the API's. Every answer carries
+//! the same strict security headers (the pages have no inline script or style).
+
+use std::borrow::Cow;
+
+use spin_sdk::http::{Method, Request, Response};
+use spin_sdk::http_component;
+
+/// One embedded file.
+struct Asset {
+    content_type: &'static str,
+    body: &'static [u8],
+}
+
+const HTML: &str = "text/html; charset=utf-8";
+const JS: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+
+const INDEX: Asset = Asset {
+    content_type: HTML,
+    body: include_bytes!("../static/index.html"),
+};
+
+/// `/console/<name>` → the file `static/<name>`.
+const ASSETS: &[(&str, Asset)] = &[
+    (
+        "app.css",
+        Asset {
+            content_type: CSS,
+            body: include_bytes!("../static/app.css"),
+        },
+    ),
+    (
+        "app.js",
+        Asset {
+            content_type: JS,
+            body: include_bytes!("../static/app.js"),
+        },
+    ),
+    (
+        "api.js",
+        Asset {
+            content_type: JS,
+            body: include_bytes!("../static/api.js"),
+        },
+    ),
+    (
+        "format.js",
+        Asset {
+            content_type: JS,
+            body: include_bytes!("../static/format.js"),
+        },
+    ),
+    (
+        "ui.js",
+        Asset {
+            content_type: JS,
+            body: include_bytes!("../static/ui.js"),
+        },
+    ),
+    (
+        "list.js",
+        Asset {
+            content_type: JS,
+            body: include_bytes!("../static/list.js"),
+        },
+    ),
+    (
+        "keys.js",
+        Asset {
+            content_type: JS,
+            body: include_bytes!("../static/keys.js"),
+        },
+    ),
+    (
+        "audit.js",
+        Asset {
+            content_type: JS,
+            body: include_bytes!("../static/audit.js"),
+        },
+    ),
+    (
+        "favicon.svg",
+        Asset {
+            content_type: "image/svg+xml",
+            body: include_bytes!("../static/favicon.svg"),
+        },
+    ),
+];
+
+/// Everything comes from this origin; nothing inline, no frames, no plugins.
+const CSP: &str = "default-src 'self'; object-src 'none'; base-uri 'none'; \
+                   form-action 'self'; frame-ancestors 'none'";
+
+const SECURITY_HEADERS: &[(&str, &str)] = &[
+    ("content-security-policy", CSP),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "no-referrer"),
+    ("x-frame-options", "DENY"),
+    ("cross-origin-opener-policy", "same-origin"),
+];
+
+#[http_component]
+fn handle(req: Request) -> Response {
+    let if_none_match = req.header("if-none-match").and_then(|v| v.as_str());
+    let answer = respond(req.method(), req.path(), if_none_match);
+    let mut response = Response::builder();
+    response.status(answer.status);
+    for (name, value) in SECURITY_HEADERS {
+        response.header(*name, *value);
+    }
+    for (name, value) in answer.headers {
+        response.header(name, value);
+    }
+    let body = if *req.method() == Method::Head {
+        Vec::new()
+    } else {
+        answer.body.into_owned()
+    };
+    response.body(body).build()
+}
+
+/// What to answer, apart from the security headers every answer has.
+struct Answer {
+    status: u16,
+    headers: Vec<(&'static str, String)>,
+    body: Cow<'static, [u8]>,
+}
+
+fn respond(method: &Method, path: &str, if_none_match: Option<&str>) -> Answer {
+    let asset = match path {
+        // The page: one HTML shell for both views, which the script tells apart.
+        // A trailing slash is ignored for these exact routes, as Spin does.
+        "/" | "/audit" | "/audit/" => Some(&INDEX),
+        other => other
+            .strip_prefix("/console/")
+            .and_then(|name| ASSETS.iter().find(|(n, _)| *n == name))
+            .map(|(_, asset)| asset),
+    };
+    let Some(asset) = asset else {
+        return problem(404, "Not Found", "not_found", "no such route", None);
+    };
+    if !matches!(method, Method::Get | Method::Head) {
+        return problem(
+            405,
+            "Method Not Allowed",
+            "method_not_allowed",
+            "allowed methods: GET, HEAD",
+            Some("GET, HEAD"),
+        );
+    }
+    let etag = format!("\"{:016x}\"", fnv1a(asset.body));
+    // The files are not versioned by name, so the browser revalidates each
+    // time (`no-cache`) and gets a body-less 304 while the ETag matches.
+    let headers = vec![
+        ("content-type", asset.content_type.to_owned()),
+        ("cache-control", "no-cache".to_owned()),
+        ("etag", etag.clone()),
+    ];
+    if if_none_match.is_some_and(|v| etag_matches(v, &etag)) {
+        return Answer {
+            status: 304,
+            headers,
+            body: Cow::Borrowed(b""),
+        };
+    }
+    Answer {
+        status: 200,
+        headers,
+        body: Cow::Borrowed(asset.body),
+    }
+}
+
+/// `If-None-Match`: `*` or a comma-separated list of (possibly weak) tags.
+fn etag_matches(header: &str, etag: &str) -> bool {
+    header.split(',').map(str::trim).any(|candidate| {
+        candidate == "*" || candidate.strip_prefix("W/").unwrap_or(candidate) == etag
+    })
+}
+
+/// FNV-1a, 64 bits: a content fingerprint for the ETag, not a security measure.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
+        (hash ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// An RFC 9457 problem, shaped like the management API's errors.
+fn problem(
+    status: u16,
+    title: &'static str,
+    code: &'static str,
+    detail: &'static str,
+    allow: Option<&'static str>,
+) -> Answer {
+    let body = format!(
+        r#"{{"type":"about:blank","title":"{title}","status":{status},"detail":"{detail}","code":"{code}"}}"#
+    );
+    let mut headers = vec![
+        ("content-type", "application/problem+json".to_owned()),
+        ("cache-control", "no-store".to_owned()),
+    ];
+    if let Some(allow) = allow {
+        headers.push(("allow", allow.to_owned()));
+    }
+    Answer {
+        status,
+        headers,
+        body: Cow::Owned(body.into_bytes()),
+    }
+}

@@ -1,0 +1,112 @@
+// The management API (design api.md) as the console uses it: the session kept
+// in sessionStorage, the two headers every call carries, problem+json errors.
+
+const TOKEN = 'keygate.admin_token';
+const USER = 'keygate.user';
+
+/** The signed-in session of this tab, or null. */
+export function getSession() {
+  const token = sessionStorage.getItem(TOKEN);
+  const user = sessionStorage.getItem(USER);
+  return token && user ? { token, user } : null;
+}
+
+export function saveSession({ token, user }) {
+  sessionStorage.setItem(TOKEN, token);
+  sessionStorage.setItem(USER, user);
+}
+
+export function clearSession() {
+  sessionStorage.removeItem(TOKEN);
+  sessionStorage.removeItem(USER);
+}
+
+/** An answer other than 2xx; `problem` is the RFC 9457 body (or a stand-in). */
+export class ApiError extends Error {
+  constructor(status, problem) {
+    super(problem.detail || problem.title || `HTTP ${status}`);
+    this.status = status;
+    this.code = problem.code || null;
+    this.errors = Array.isArray(problem.errors) ? problem.errors : [];
+  }
+
+  /** The session can no longer act: the token was refused or the user removed. */
+  get endsSession() {
+    return this.status === 401 || this.code === 'user_removed';
+  }
+}
+
+let onSessionEnd = () => {};
+
+/** Called with an ApiError whenever the server says the session is over. */
+export function whenSessionEnds(callback) {
+  onSessionEnd = callback;
+}
+
+/**
+ * One call. Resolves to the parsed JSON (null for 204); rejects with ApiError.
+ * `session` overrides the stored one and `signIn` keeps a refusal from ending
+ * the session (the sign-in form checks new credentials that way).
+ */
+export async function request(method, path, { body, signal, session = getSession(), signIn = false } = {}) {
+  if (!session) {
+    const error = new ApiError(401, { code: 'unauthenticated', detail: 'Sign in first.' });
+    onSessionEnd(error);
+    throw error;
+  }
+  const headers = {
+    accept: 'application/json, application/problem+json',
+    authorization: `Bearer ${session.token}`,
+    'x-acting-user': session.user,
+  };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal,
+      cache: 'no-store',
+      credentials: 'omit',
+    });
+  } catch (e) {
+    if (e.name === 'AbortError') throw e;
+    throw new ApiError(0, {
+      code: 'network_error',
+      detail: 'keygate could not be reached. Check the connection and try again.',
+    });
+  }
+  if (response.status === 204) return null;
+  const text = await response.text();
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = null;
+  }
+  if (!response.ok) {
+    const error = new ApiError(response.status, data && typeof data === 'object' ? data : {
+      title: response.statusText,
+      detail: `keygate answered ${response.status} ${response.statusText}.`,
+    });
+    if (error.endsSession && !signIn) onSessionEnd(error);
+    throw error;
+  }
+  return data;
+}
+
+/** `?a=1&b=2` from an object, leaving out empty values. */
+export function queryString(params) {
+  const search = new URLSearchParams();
+  for (const [name, value] of Object.entries(params)) {
+    if (value !== '' && value !== null && value !== undefined) search.set(name, String(value));
+  }
+  const text = search.toString();
+  return text ? `?${text}` : '';
+}
+
+export const listKeys = (params, signal) => request('GET', `/api/keys${queryString(params)}`, { signal });
+export const createKey = (body) => request('POST', '/api/keys', { body });
+export const deleteKey = (id) => request('DELETE', `/api/keys/${encodeURIComponent(id)}`);
+export const listAudit = (params, signal) => request('GET', `/api/audit${queryString(params)}`, { signal });

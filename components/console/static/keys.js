@@ -1,0 +1,403 @@
+// The API-keys overview: sortable, filterable, paginated table; the Actions
+// menu; the "Create a new API Key" dialog (secret shown once); delete with
+// confirmation.
+
+import * as api from './api.js';
+import { exactTime, localToRfc3339, shortTime } from './format.js';
+import { ListView } from './list.js';
+import {
+  announce, clearFieldErrors, h, relativeTimeElement, showFieldErrors, showFormError, trapFocus,
+} from './ui.js';
+
+const DEFAULTS = {
+  sort: 'created_at',
+  order: 'desc',
+  name: '',
+  created_by: '',
+  created_from: '',
+  created_to: '',
+  status: '',
+  unused_since: '',
+  page: '1',
+  per_page: '25',
+};
+const FILTERS = ['name', 'created_by', 'created_from', 'created_to', 'status', 'unused_since'];
+
+/** How the API's field names read in messages: "Token name must not be empty". */
+const FIELD_LABELS = { name: 'Token name', description: 'Description', expires_at: 'Expiry' };
+
+const REASONS = { owner_removed: 'Owner removed' };
+
+let view;
+let dom;
+
+export function mount() {
+  const section = document.getElementById('keys-view');
+  dom = {
+    section,
+    create: document.getElementById('create-open'),
+    menu: document.getElementById('actions-menu'),
+    createDialog: document.getElementById('create-dialog'),
+    createForm: document.getElementById('create-form'),
+    createResult: document.getElementById('create-result'),
+    secret: document.getElementById('secret-value'),
+    secretLabel: document.getElementById('secret-label'),
+    copy: document.getElementById('secret-copy'),
+    copyStatus: document.getElementById('copy-status'),
+    deleteDialog: document.getElementById('delete-dialog'),
+    deleteConfirm: document.getElementById('delete-confirm'),
+  };
+  view = new ListView({
+    section,
+    defaults: DEFAULTS,
+    filters: FILTERS,
+    fetch: (state, signal) => api.listKeys(state, signal),
+    rows: (items) => items.map(keyRow),
+    empty: (filtered) => filtered
+      ? {
+          title: 'No API keys match these filters',
+          text: 'Change or clear the filters to see more keys.',
+          actions: [{ label: 'Clear filters', onClick: () => view.clearFilters() }],
+        }
+      : {
+          title: 'No API keys yet',
+          text: 'Create a key for each automation. A key acts as the user who created it.',
+          actions: [{ label: 'Create your first key', primary: true, onClick: openCreate }],
+        },
+    noun: 'API keys',
+    // `?sort=name&order=desc`, never a bare `?sort=name` that reads as ascending.
+    together: [['sort', 'order']],
+  });
+
+  // Sorting: a header's button sorts by it, ascending first, then toggles.
+  for (const th of section.querySelectorAll('th[data-sort]')) {
+    th.querySelector('button').addEventListener('click', () => {
+      const column = th.dataset.sort;
+      const { sort, order } = view.state;
+      const next = sort === column && order === 'asc' ? 'desc' : 'asc';
+      view.apply({ sort: column, order: next, page: '1' });
+    });
+  }
+  const syncControls = view.syncControls.bind(view);
+  view.syncControls = () => {
+    syncControls();
+    showSort();
+  };
+
+  mountMenu();
+  mountCreate();
+  mountDelete();
+}
+
+export const show = () => view.show();
+export const hide = () => {
+  if (dom.menu.matches(':popover-open')) dom.menu.hidePopover();
+  view.hide();
+};
+
+function showSort() {
+  for (const th of dom.section.querySelectorAll('th[data-sort]')) {
+    const active = th.dataset.sort === view.state.sort;
+    th.setAttribute('aria-sort', active ? (view.state.order === 'asc' ? 'ascending' : 'descending') : 'none');
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Rows
+
+function keyRow(key) {
+  return h('tr', { 'data-key-id': key.id, class: `status-${key.status}` },
+    h('th', { scope: 'row', class: 'name-cell' },
+      h('span', { class: 'key-name' }, key.name),
+      h('code', { class: 'key-hint', title: 'The key ends with these characters' }, key.hint),
+      key.description ? h('span', { class: 'key-description' }, key.description) : null),
+    h('td', { class: 'created-by' }, key.created_by),
+    h('td', { class: 'created-at' },
+      h('time', { datetime: key.created_at, title: exactTime(key.created_at) }, shortTime(key.created_at))),
+    h('td', { class: 'last-used' },
+      key.last_used_at ? relativeTimeElement(key.last_used_at) : h('span', { class: 'never' }, 'Never')),
+    h('td', { class: 'status' }, statusCell(key)),
+    h('td', { class: 'actions-col' },
+      h('button', {
+        type: 'button',
+        class: 'button small actions-button',
+        popovertarget: 'actions-menu',
+        'aria-haspopup': 'menu',
+        'aria-expanded': 'false',
+        'aria-label': `Actions for ${key.name}`,
+        onclick: (event) => aimMenu(event, key),
+      }, 'Actions', h('span', { class: 'caret', 'aria-hidden': 'true' }))));
+}
+
+function statusCell(key) {
+  switch (key.status) {
+    case 'revoked':
+      return [
+        h('span', { class: 'badge badge-revoked' }, 'Revoked'),
+        h('span', { class: 'status-note' },
+          REASONS[key.revoked_reason] ?? String(key.revoked_reason ?? 'no reason given').replaceAll('_', ' '),
+          key.revoked_at ? [' · ', relativeTimeElement(key.revoked_at)] : null),
+      ];
+    case 'expired':
+      return [
+        h('span', { class: 'badge badge-expired' }, 'Expired'),
+        key.expires_at ? h('span', { class: 'status-note' }, relativeTimeElement(key.expires_at)) : null,
+      ];
+    default:
+      return [
+        h('span', { class: 'badge badge-active' }, 'Active'),
+        key.expires_at ? h('span', { class: 'status-note' }, 'Expires ', relativeTimeElement(key.expires_at)) : null,
+      ];
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The Actions menu: one popover shared by the rows' buttons.
+
+let menuKey = null;
+let menuButton = null;
+
+/** Runs before the button toggles the popover: remember which key it is for. */
+function aimMenu(event, key) {
+  const button = event.currentTarget;
+  const open = dom.menu.matches(':popover-open');
+  if (open && menuButton !== button) {
+    // Another row's button while open: move the menu instead of closing it.
+    event.preventDefault();
+    menuButton?.setAttribute('aria-expanded', 'false');
+    setMenuTarget(button, key);
+    placeMenu();
+    focusItem(0);
+    return;
+  }
+  if (!open) setMenuTarget(button, key);
+}
+
+function setMenuTarget(button, key) {
+  menuKey = key;
+  menuButton = button;
+  dom.menu.setAttribute('aria-label', `Actions for ${key.name}`);
+  button.setAttribute('aria-expanded', 'true');
+}
+
+function mountMenu() {
+  const { menu } = dom;
+  // `beforetoggle` runs as the state changes; `toggle` comes a task later.
+  menu.addEventListener('beforetoggle', (event) => {
+    if (event.newState === 'closed') menuButton?.setAttribute('aria-expanded', 'false');
+  });
+  menu.addEventListener('toggle', (event) => {
+    if (event.newState === 'open') {
+      placeMenu();
+      focusItem(0);
+    }
+  });
+  const close = () => {
+    if (menu.matches(':popover-open')) menu.hidePopover();
+  };
+  // The menu follows its button when the page or the table scrolls, and goes
+  // away when a reload of the rows has replaced that button.
+  let queued = false;
+  const follow = () => {
+    if (queued || !menu.matches(':popover-open')) return;
+    queued = true;
+    requestAnimationFrame(() => {
+      queued = false;
+      if (menuButton?.isConnected) placeMenu();
+      else close();
+    });
+  };
+  window.addEventListener('resize', follow);
+  window.addEventListener('scroll', follow, true);
+  dom.section.addEventListener('rendered', follow);
+
+  menu.addEventListener('keydown', (event) => {
+    const items = [...menu.querySelectorAll('[role=menuitem]')];
+    const at = items.indexOf(document.activeElement);
+    const moves = { ArrowDown: at + 1, ArrowUp: at - 1, Home: 0, End: items.length - 1 };
+    if (event.key in moves) {
+      event.preventDefault();
+      focusItem((moves[event.key] + items.length) % items.length);
+    } else if (event.key === 'Tab') {
+      close();
+    }
+  });
+  menu.addEventListener('click', (event) => {
+    const item = event.target.closest('[data-action]');
+    if (!item || !menuKey) return;
+    const key = menuKey;
+    close();
+    if (item.dataset.action === 'delete') openDelete(key);
+    if (item.dataset.action === 'audit') {
+      document.dispatchEvent(new CustomEvent('keygate:navigate', {
+        detail: `/audit?key_id=${encodeURIComponent(key.id)}`,
+      }));
+    }
+  });
+}
+
+function placeMenu() {
+  if (!menuButton) return;
+  const { menu } = dom;
+  const anchor = menuButton.getBoundingClientRect();
+  const width = menu.offsetWidth;
+  const height = menu.offsetHeight;
+  const left = Math.max(8, Math.min(anchor.right - width, window.innerWidth - width - 8));
+  const below = anchor.bottom + 4;
+  const top = below + height > window.innerHeight - 8 ? Math.max(8, anchor.top - height - 4) : below;
+  // CSSOM, not a style attribute: the CSP allows no inline styles.
+  menu.style.left = `${left}px`;
+  menu.style.top = `${top}px`;
+}
+
+function focusItem(index) {
+  dom.menu.querySelectorAll('[role=menuitem]')[index]?.focus();
+}
+
+// ---------------------------------------------------------------------------
+// Create, then show the secret once
+
+function mountCreate() {
+  const { createDialog: dialog, createForm: form } = dom;
+  trapFocus(dialog);
+  dom.create.addEventListener('click', openCreate);
+  for (const button of dialog.querySelectorAll('[data-close]')) {
+    button.addEventListener('click', () => dialog.close());
+  }
+  // Whichever way the dialog closes (Cancel, Done, Escape), the secret goes.
+  dialog.addEventListener('close', () => {
+    dom.secret.value = '';
+    dom.copyStatus.textContent = '';
+    form.reset();
+    clearFieldErrors(form);
+  });
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    await submitCreate();
+  });
+  dom.copy.addEventListener('click', copySecret);
+}
+
+function openCreate() {
+  const { createDialog: dialog, createForm: form, createResult: result } = dom;
+  form.reset();
+  clearFieldErrors(form);
+  form.hidden = false;
+  result.hidden = true;
+  dialog.setAttribute('aria-labelledby', 'create-title');
+  form.querySelector('[type=submit]').disabled = false;
+  dialog.showModal();
+  form.elements.namedItem('name').focus();
+}
+
+async function submitCreate() {
+  const { createForm: form } = dom;
+  clearFieldErrors(form);
+  const field = (name) => form.elements.namedItem(name);
+  const body = { name: field('name').value };
+  const description = field('description').value.trim();
+  if (description) body.description = description;
+  const expires = field('expires_at').value;
+  if (expires) {
+    body.expires_at = localToRfc3339(expires);
+    if (!body.expires_at) {
+      showFieldErrors(form, [{ field: 'expires_at', message: 'is not a valid date and time' }], FIELD_LABELS)?.focus();
+      return;
+    }
+  }
+  const submit = form.querySelector('[type=submit]');
+  submit.disabled = true;
+  form.setAttribute('aria-busy', 'true');
+  try {
+    const created = await api.createKey(body);
+    showSecret(created);
+    announce(`API key “${created.name}” created.`);
+    view.load();
+  } catch (error) {
+    if (error.endsSession) {
+      dom.createDialog.close();
+      return;
+    }
+    const errors = error.code === 'name_taken'
+      ? [{ field: 'name', message: 'is already used by another active key. Choose another name.' }]
+      : error.errors;
+    const first = errors.length ? showFieldErrors(form, errors, FIELD_LABELS) : null;
+    if (first) first.focus();
+    else showFormError(form, error.message);
+  } finally {
+    submit.disabled = false;
+    form.removeAttribute('aria-busy');
+  }
+}
+
+function showSecret(created) {
+  const { createDialog: dialog, createForm: form, createResult: result } = dom;
+  form.hidden = true;
+  result.hidden = false;
+  dialog.setAttribute('aria-labelledby', 'secret-title');
+  dom.secretLabel.textContent = `API key for “${created.name}”`;
+  dom.secret.value = created.secret;
+  dom.copyStatus.textContent = '';
+  dom.secret.focus();
+  dom.secret.select();
+}
+
+async function copySecret() {
+  const value = dom.secret.value;
+  try {
+    await navigator.clipboard.writeText(value);
+    dom.copyStatus.textContent = 'Copied to the clipboard.';
+  } catch {
+    dom.secret.focus();
+    dom.secret.select();
+    dom.copyStatus.textContent = 'Copying was not allowed: the key is selected, press Ctrl+C (⌘C) to copy it.';
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Delete, after a confirmation that names the key
+
+let keyToDelete = null;
+
+function mountDelete() {
+  const { deleteDialog: dialog, deleteConfirm: confirm } = dom;
+  trapFocus(dialog);
+  dialog.querySelector('[data-close]').addEventListener('click', () => dialog.close());
+  confirm.addEventListener('click', async () => {
+    const key = keyToDelete;
+    if (!key) return;
+    confirm.disabled = true;
+    try {
+      await api.deleteKey(key.id);
+      dialog.close();
+      announce(`API key “${key.name}” deleted.`);
+    } catch (error) {
+      if (error.endsSession) {
+        dialog.close();
+        return;
+      }
+      if (error.code !== 'key_not_found') {
+        showFormError(dialog, error.message);
+        return;
+      }
+      dialog.close();
+      announce(`API key “${key.name}” was already deleted.`);
+    } finally {
+      confirm.disabled = false;
+    }
+    keyToDelete = null;
+    await view.load();
+    // The row (and the button that opened the menu) is gone: keep focus in the table.
+    (view.wrap.hidden ? dom.create : view.wrap).focus();
+  });
+}
+
+function openDelete(key) {
+  const { deleteDialog: dialog } = dom;
+  keyToDelete = key;
+  dialog.querySelector('[data-key-name]').textContent = key.name;
+  const error = dialog.querySelector('[data-form-error]');
+  error.hidden = true;
+  error.textContent = '';
+  dialog.showModal();
+}

@@ -1,0 +1,224 @@
+// Browser-test support: the real keygate-host serving the real spin.toml with
+// the built .wasm files, the management API from Node (to set up data), the
+// signed user-removed webhook, and Debian's Chromium driven by playwright-core.
+
+import { spawn } from 'node:child_process';
+import { createHmac, randomUUID } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+export const ADMIN_TOKEN = 'kgbrowser-admin-Qm4Xt8Lp2Wz6Rn9Vc3Hj7Bd5Ks1Fy0';
+export const WEBHOOK_SECRET = `whsec_${Buffer.from('keygate browser tests: 32 bytes!').toString('base64')}`;
+export const OPERATOR = 'operator@example.com';
+
+const HOST = join(ROOT, 'target/release/keygate-host');
+const COMPONENTS = ['console', 'keys', 'verify', 'health', 'user_webhook'];
+const START_TIMEOUT_MS = 60_000;
+
+/** Starts keygate-host on a free port with a fresh state dir. */
+export async function startKeygate() {
+  for (const file of [HOST, ...COMPONENTS.map((c) => join(ROOT, `target/wasm32-wasip2/release/${c}.wasm`))]) {
+    if (!existsSync(file)) throw new Error(`${file} is missing: run ./dev test (it builds the runner and the components)`);
+  }
+  const state = mkdtempSync(join(tmpdir(), 'keygate-browser-'));
+  const child = spawn(HOST, [
+    'up',
+    '--manifest', join(ROOT, 'spin.toml'),
+    '--listen', '127.0.0.1:0',
+    '--state-dir', join(state, 'state'),
+    '--cache-dir', join(ROOT, 'target/keygate-test-cache'),
+    '--variable', `admin_token=${ADMIN_TOKEN}`,
+    '--variable', `webhook_secret=${WEBHOOK_SECRET}`,
+  ], { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH } });
+  let stderr = '';
+  child.stderr.on('data', (chunk) => { stderr += chunk; });
+  const url = await new Promise((ok, fail) => {
+    const timer = setTimeout(() => fail(new Error(`keygate-host did not start:\n${stderr}`)), START_TIMEOUT_MS);
+    child.on('exit', (code) => fail(new Error(`keygate-host exited (${code}):\n${stderr}`)));
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      const match = /^Serving (http:\/\/\S+)/.exec(line);
+      if (match) {
+        clearTimeout(timer);
+        ok(match[1]);
+      }
+    });
+  });
+  return {
+    url,
+    stderr: () => stderr,
+    async stop() {
+      if (child.exitCode === null) {
+        const exited = new Promise((ok) => child.on('exit', ok));
+        child.kill('SIGTERM');
+        await exited;
+      }
+      rmSync(state, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The management API, as the console's operator (or `user`). */
+export function managementApi(base) {
+  async function call(method, path, { body, user = OPERATOR } = {}) {
+    const response = await fetch(base + path, {
+      method,
+      headers: {
+        authorization: `Bearer ${ADMIN_TOKEN}`,
+        'x-acting-user': user,
+        ...(body ? { 'content-type': 'application/json' } : {}),
+      },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    const text = await response.text();
+    return { status: response.status, body: text ? JSON.parse(text) : null };
+  }
+  return {
+    call,
+    /** Creates a key; returns the key object with its `secret`. */
+    async create(name, { user = OPERATOR, ...rest } = {}) {
+      const { status, body } = await call('POST', '/api/keys', { body: { name, ...rest }, user });
+      if (status !== 201) throw new Error(`create ${name}: ${status} ${JSON.stringify(body)}`);
+      return body;
+    },
+    async list(query = '') {
+      const { status, body } = await call('GET', `/api/keys${query ? `?${query}` : ''}`);
+      if (status !== 200) throw new Error(`list ${query}: ${status} ${JSON.stringify(body)}`);
+      return body;
+    },
+    async audit(query = '') {
+      const { status, body } = await call('GET', `/api/audit${query ? `?${query}` : ''}`);
+      if (status !== 200) throw new Error(`audit ${query}: ${status} ${JSON.stringify(body)}`);
+      return body;
+    },
+    /** Uses a key the way an automation does; sets its "last used". */
+    async verify(secret, { method = 'GET', path = '/orders' } = {}) {
+      const response = await fetch(`${base}/api/verify`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ key: secret, method, path, source_ip: '203.0.113.7' }),
+      });
+      return response.status;
+    },
+    /** The identity system's user-removed delivery, signed per Standard Webhooks. */
+    async removeUser(userId) {
+      const id = `msg_${randomUUID()}`;
+      const timestamp = Math.floor(Date.now() / 1000).toString();
+      const body = JSON.stringify({
+        type: 'user.removed',
+        timestamp: new Date().toISOString(),
+        data: { user_id: userId },
+      });
+      const key = Buffer.from(WEBHOOK_SECRET.slice('whsec_'.length), 'base64');
+      const signature = createHmac('sha256', key).update(`${id}.${timestamp}.${body}`).digest('base64');
+      const response = await fetch(`${base}/webhooks/user-removed`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'webhook-id': id,
+          'webhook-timestamp': timestamp,
+          'webhook-signature': `v1,${signature}`,
+        },
+        body,
+      });
+      return { status: response.status, body: await response.json() };
+    },
+  };
+}
+
+/**
+ * Debian's Chromium, headless, with the flags this machine's closed network
+ * needs; Playwright gives every launch a new empty profile.
+ */
+export async function launchBrowser() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
+    headless: true,
+    chromiumSandbox: false,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+}
+
+/**
+ * A page in a fresh context (its own sessionStorage), 1280 px wide unless
+ * told otherwise, in UTC and US English. `page.problems` collects console
+ * errors (CSP violations among them), uncaught exceptions and 5xx answers.
+ */
+export async function newPage(browser, { width = 1280, height = 900, permissions = [] } = {}) {
+  const context = await browser.newContext({
+    viewport: { width, height },
+    locale: 'en-US',
+    timezoneId: 'UTC',
+    permissions,
+  });
+  const page = await context.newPage();
+  page.problems = [];
+  page.on('console', (message) => {
+    if (message.type() === 'error') page.problems.push(`console: ${message.text()}`);
+  });
+  page.on('pageerror', (error) => page.problems.push(`exception: ${error.message}`));
+  page.on('response', (response) => {
+    if (response.status() >= 500) page.problems.push(`${response.status()} ${response.url()}`);
+  });
+  return page;
+}
+
+/** Signs in through the sign-in screen and waits for the overview. */
+export async function signIn(page, base, { user = OPERATOR, path = '/' } = {}) {
+  await page.goto(base + path);
+  await page.getByLabel('Admin token').fill(ADMIN_TOKEN);
+  await page.getByLabel('Your user id').fill(user);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('button', { name: 'Sign out' }).waitFor();
+}
+
+/**
+ * Retries `check` (which throws, e.g. with node:assert, until the page is in
+ * the expected state) until it passes or `timeout` ms have gone by. Polling
+ * the DOM, not sleeping, is how tests wait.
+ */
+export async function eventually(check, { timeout = 10_000, interval = 50 } = {}) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    try {
+      return await check();
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+    }
+    await new Promise((ok) => setTimeout(ok, interval));
+  }
+}
+
+/** The ids of the overview's rows, top to bottom. */
+export const rowIds = (page) => page.locator('#keys-body tr').evaluateAll((rows) => rows.map((r) => r.dataset.keyId));
+
+/** The overview has finished loading (no request in flight). */
+export const loaded = (page, table = '#keys-table') =>
+  page.locator(`${table}[aria-busy="false"]`).waitFor({ state: 'attached' });
+
+/** The query string of the page's URL as a plain object. */
+export const query = (page) => Object.fromEntries(new URL(page.url()).searchParams);
+
+/**
+ * Fails on console errors, uncaught exceptions and 5xx answers the page saw.
+ * Chromium logs every 4xx answer as a console error; the tests provoke some
+ * on purpose (a wrong token, a taken name), so those are not problems.
+ */
+export function assertNoProblems(page) {
+  const problems = page.problems.filter(
+    (p) => !/^console: Failed to load resource: the server responded with a status of 4\d\d/.test(p),
+  );
+  if (problems.length) throw new Error(`the page reported problems:\n${problems.join('\n')}`);
+}
