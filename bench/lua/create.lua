@@ -1,26 +1,24 @@
--- POST /api/keys with names unique across runs (a random run id per thread).
+-- POST /api/keys with names unique across runs; with $SECRETS_OUT set, each
+-- thread appends the secrets it is given to $SECRETS_OUT.<thread>.
+dofile(os.getenv("BENCH_LUA") .. "/report.lua")
 local token = os.getenv("TOKEN")
-math.randomseed(os.time())
-local id = 0
-
-function setup(thread)
-  id = id + 1
-  thread:set("tid", id .. "-" .. math.random(1, 1e9))
-end
-
+local run = tostring(os.time()) .. "-" .. tostring(math.random(1, 1e9))
 local n = 0
+local out = nil
 function request()
   n = n + 1
-  local body = '{"name":"bench-' .. tid .. '-' .. n .. '","description":"load"}'
+  local body = '{"name":"bench-' .. run .. '-' .. (id or 0) .. '-' .. n .. '","description":"load"}'
   return wrk.format("POST", "/api/keys", {
     ["Authorization"] = "Bearer " .. token,
     ["X-Acting-User"] = "bench@example.com",
     ["Content-Type"] = "application/json",
   }, body)
 end
-
-function response(status)
-  if status ~= 201 then
-    io.stderr:write("create failed with " .. status .. "\n")
+function on_response(status, body)
+  local file = os.getenv("SECRETS_OUT")
+  if status == 201 and file then
+    out = out or io.open(file .. "." .. (id or 0), "a")
+    out:write(body:match('"secret":"(kg_[^"]+)"'), "\n")
+    out:flush()
   end
 end
