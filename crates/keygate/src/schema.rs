@@ -15,7 +15,7 @@
 
 use crate::store::{Sql, StoreError};
 
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Schema version 1. `name_folded` is the Unicode-lower-cased name, computed
 /// in Rust: SQLite's `lower()` folds ASCII only, which would let "Ärger" and
@@ -92,8 +92,50 @@ pub const V1: &[&str] = &[
     )",
 ];
 
+/// Schema version 2: key counts per owner, so the overview's `total` is a
+/// read of a few rows instead of a `COUNT(*)` over every key (5 ms at 100,000
+/// keys). Triggers keep them in step in the statement that changes a key.
+/// The triggers come first and the counts are then set from `api_keys` in one
+/// statement, so a key written while this runs is counted exactly once, and a
+/// migration cut short is finished correctly by the next run.
+pub const V2: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS key_counts (
+        created_by TEXT PRIMARY KEY NOT NULL,
+        total INTEGER NOT NULL,
+        revoked INTEGER NOT NULL
+    ) WITHOUT ROWID",
+    "CREATE TRIGGER IF NOT EXISTS key_counts_on_insert
+        AFTER INSERT ON api_keys
+        BEGIN
+            INSERT INTO key_counts (created_by, total, revoked)
+            VALUES (NEW.created_by, 1, NEW.revoked_at IS NOT NULL)
+            ON CONFLICT (created_by) DO UPDATE
+            SET total = total + 1, revoked = revoked + (NEW.revoked_at IS NOT NULL);
+        END",
+    "CREATE TRIGGER IF NOT EXISTS key_counts_on_delete
+        AFTER DELETE ON api_keys
+        BEGIN
+            UPDATE key_counts
+            SET total = total - 1, revoked = revoked - (OLD.revoked_at IS NOT NULL)
+            WHERE created_by = OLD.created_by;
+        END",
+    "CREATE TRIGGER IF NOT EXISTS key_counts_on_revocation
+        AFTER UPDATE OF revoked_at ON api_keys
+        WHEN (OLD.revoked_at IS NULL) <> (NEW.revoked_at IS NULL)
+        BEGIN
+            UPDATE key_counts
+            SET revoked = revoked + (CASE WHEN NEW.revoked_at IS NULL THEN -1 ELSE 1 END)
+            WHERE created_by = NEW.created_by;
+        END",
+    "INSERT OR REPLACE INTO key_counts (created_by, total, revoked)
+        SELECT created_by, count(*), count(revoked_at) FROM api_keys GROUP BY created_by",
+    // `status=active` is the live count minus the live keys already expired.
+    "CREATE INDEX IF NOT EXISTS api_keys_live_by_expiry
+        ON api_keys (expires_at, created_by) WHERE revoked_at IS NULL AND expires_at IS NOT NULL",
+];
+
 /// Each version's statements, in order.
-const MIGRATIONS: &[(i64, &[&str])] = &[(1, V1)];
+const MIGRATIONS: &[(i64, &[&str])] = &[(1, V1), (2, V2)];
 
 pub fn user_version(sql: &dyn Sql) -> Result<i64, StoreError> {
     sql.execute("PRAGMA user_version", &[])?.scalar_int()
@@ -145,13 +187,14 @@ mod tests {
             [
                 "api_keys",
                 "audit_log",
+                "key_counts",
                 "removed_users",
                 "webhook_deliveries"
             ]
         );
         let indexes = names(&sql, "index");
         let triggers = names(&sql, "trigger");
-        assert_eq!(triggers.len(), 2);
+        assert_eq!(triggers.len(), 5);
         migrate(&sql).unwrap();
         assert_eq!(user_version(&sql).unwrap(), SCHEMA_VERSION);
         assert_eq!(names(&sql, "index"), indexes);

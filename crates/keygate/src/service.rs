@@ -163,10 +163,13 @@ impl<'a> KeyService<'a> {
     ) -> Result<Page<KeyView>, Error> {
         self.authorize(user)?;
         let (filter, mut params) = list_filter(query, now);
-        let total = self
-            .sql
-            .execute(&format!("SELECT count(*) FROM api_keys{filter}"), &params)?
-            .scalar_int()?;
+        let total = match counted_total(query, now) {
+            Some((sql, count_params)) => self.sql.execute(&sql, &count_params)?,
+            None => self
+                .sql
+                .execute(&format!("SELECT count(*) FROM api_keys{filter}"), &params)?,
+        }
+        .scalar_int()?;
         let order = query.order.sql();
         params.extend(page_params(query.page, query.per_page));
         let rows = self.sql.execute(
@@ -561,6 +564,48 @@ pub(crate) fn list_filter(q: &ListQuery, now: i64) -> (String, Vec<SqlValue>) {
         params.push(SqlValue::Integer(since));
     }
     (where_clause(&clauses), params)
+}
+
+/// The overview's `total` from `key_counts` (schema v2) when the query
+/// filters at most by owner and status; `None` when it needs a `COUNT(*)`.
+pub(crate) fn counted_total(q: &ListQuery, now: i64) -> Option<(String, Vec<SqlValue>)> {
+    if q.name.is_some()
+        || q.created_from.is_some()
+        || q.created_to.is_some()
+        || q.unused_since.is_some()
+    {
+        return None;
+    }
+    let (owner, mut params) = match &q.created_by {
+        Some(user) => (" WHERE created_by = ?", vec![SqlValue::text(user)]),
+        None => ("", Vec::new()),
+    };
+    let sum = |column: &str| format!("SELECT coalesce(sum({column}), 0) FROM key_counts{owner}");
+    let expired_owner = if q.created_by.is_some() {
+        " AND created_by = ?"
+    } else {
+        ""
+    };
+    let expired = format!(
+        "SELECT count(*) FROM api_keys WHERE revoked_at IS NULL AND expires_at IS NOT NULL \
+         AND expires_at <= ?{expired_owner}"
+    );
+    let sql = match q.status {
+        None => sum("total"),
+        Some(KeyStatus::Revoked) => sum("revoked"),
+        Some(KeyStatus::Expired) => {
+            params.insert(0, SqlValue::Integer(now));
+            expired
+        }
+        Some(KeyStatus::Active) => {
+            params.push(SqlValue::Integer(now));
+            if let Some(user) = &q.created_by {
+                params.push(SqlValue::text(user));
+            }
+            format!("SELECT ({}) - ({expired})", sum("total - revoked"))
+        }
+    };
+    Some((sql, params))
 }
 
 pub(crate) fn audit_filter(q: &AuditQuery) -> (String, Vec<SqlValue>) {

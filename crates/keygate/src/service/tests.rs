@@ -976,3 +976,85 @@ fn storage_failures_surface_as_storage_unavailable_without_internals() {
         .unwrap();
     assert_err(w.verify(&k), "storage_unavailable");
 }
+
+#[test]
+fn counted_totals_match_a_full_count_through_creates_deletes_revocations_and_expiry() {
+    let w = World::new();
+    let mut made = Vec::new();
+    for (i, owner) in ["ann", "bob", "ann", "leaver", "leaver", "cy"]
+        .iter()
+        .enumerate()
+    {
+        let expires_at = (i % 3 == 0).then_some(NOW + 100 * i as i64 + 50);
+        made.push(
+            w.service()
+                .create_key(
+                    &user(owner),
+                    NewKey {
+                        expires_at,
+                        ..new_key(&format!("key-{i}"))
+                    },
+                    NOW,
+                )
+                .unwrap(),
+        );
+    }
+    let queries = [
+        "",
+        "status=active",
+        "status=revoked",
+        "status=expired",
+        "created_by=ann",
+        "created_by=ann&status=active",
+        "created_by=ann&status=expired",
+        "created_by=leaver&status=revoked",
+        "created_by=nobody",
+    ];
+    let check = |now: i64, stage: &str| {
+        for q in queries {
+            let query = parse_list_query(q).unwrap();
+            assert!(counted_total(&query, now).is_some(), "{q}");
+            let page = w.service().list_keys(&user("admin"), &query, now).unwrap();
+            let (filter, params) = list_filter(&query, now);
+            let full = w
+                .sql
+                .execute(&format!("SELECT count(*) FROM api_keys{filter}"), &params)
+                .unwrap()
+                .scalar_int()
+                .unwrap();
+            assert_eq!(page.total as i64, full, "{stage}: {q}");
+        }
+    };
+    check(NOW, "created");
+    w.service()
+        .delete_key(&user("admin"), &made[1].key.id, NOW)
+        .unwrap();
+    check(NOW, "deleted");
+    w.service().remove_user("leaver", "msg_1", NOW + 1).unwrap();
+    check(NOW + 1, "revoked");
+    // key-0 and key-3 expire at NOW + 50 and NOW + 350.
+    check(NOW + 400, "expired");
+    let name_filter = parse_list_query("name=key").unwrap();
+    assert!(counted_total(&name_filter, NOW).is_none());
+}
+
+#[test]
+fn a_version_1_database_is_counted_correctly_after_the_upgrade() {
+    let w = World::new();
+    w.create("ann", "a1");
+    w.create("ann", "a2");
+    w.create("bob", "b1");
+    // Back to version 1: no counts, no triggers.
+    for statement in [
+        "DROP TRIGGER key_counts_on_insert",
+        "DROP TRIGGER key_counts_on_delete",
+        "DROP TRIGGER key_counts_on_revocation",
+        "DROP TABLE key_counts",
+        "PRAGMA user_version = 1",
+    ] {
+        w.sql.execute(statement, &[]).unwrap();
+    }
+    w.create("bob", "b2");
+    assert_eq!(w.list("").total, 4);
+    assert_eq!(w.list("created_by=bob").total, 2);
+}
