@@ -15,7 +15,7 @@
 
 use crate::store::{Sql, StoreError};
 
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Schema version 1. `name_folded` is the Unicode-lower-cased name, computed
 /// in Rust: SQLite's `lower()` folds ASCII only, which would let "Ärger" and
@@ -134,8 +134,16 @@ pub const V2: &[&str] = &[
         ON api_keys (expires_at, created_by) WHERE revoked_at IS NULL AND expires_at IS NOT NULL",
 ];
 
+/// Schema version 3: one owner's keys newest first (the overview's default
+/// sort with a `created_by` filter) straight from an index. Without it, an
+/// owner with 100,000 keys took 180 ms a page: the planner takes the owner
+/// index for the filter and then sorted every key of that owner.
+pub const V3: &[&str] = &[
+    "CREATE INDEX IF NOT EXISTS api_keys_by_owner_created_at ON api_keys (created_by, created_at, id)",
+];
+
 /// Each version's statements, in order.
-const MIGRATIONS: &[(i64, &[&str])] = &[(1, V1), (2, V2)];
+const MIGRATIONS: &[(i64, &[&str])] = &[(1, V1), (2, V2), (3, V3)];
 
 pub fn user_version(sql: &dyn Sql) -> Result<i64, StoreError> {
     sql.execute("PRAGMA user_version", &[])?.scalar_int()
@@ -239,6 +247,11 @@ mod tests {
             (
                 "SELECT id FROM api_keys WHERE created_by = 'u' ORDER BY id",
                 "api_keys_by_owner",
+            ),
+            (
+                "SELECT id FROM api_keys WHERE created_by = 'u' \
+                 ORDER BY created_at DESC, id DESC LIMIT 25",
+                "api_keys_by_owner_created_at",
             ),
             (
                 "SELECT id FROM audit_log ORDER BY at DESC, id DESC LIMIT 25",
