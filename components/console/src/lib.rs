@@ -11,86 +11,42 @@ use std::borrow::Cow;
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
 
-/// One embedded file.
+/// One embedded file, with its ETag computed at compile time.
 struct Asset {
     content_type: &'static str,
     body: &'static [u8],
+    etag: u64,
 }
 
 const HTML: &str = "text/html; charset=utf-8";
 const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 
-const INDEX: Asset = Asset {
-    content_type: HTML,
-    body: include_bytes!("../static/index.html"),
-};
+/// The file `static/<name>` as an [`Asset`].
+macro_rules! asset {
+    ($name:literal, $content_type:expr) => {{
+        const BODY: &[u8] = include_bytes!(concat!("../static/", $name));
+        Asset {
+            content_type: $content_type,
+            body: BODY,
+            etag: fnv1a(BODY),
+        }
+    }};
+}
+
+const INDEX: Asset = asset!("index.html", HTML);
 
 /// `/console/<name>` → the file `static/<name>`.
 const ASSETS: &[(&str, Asset)] = &[
-    (
-        "app.css",
-        Asset {
-            content_type: CSS,
-            body: include_bytes!("../static/app.css"),
-        },
-    ),
-    (
-        "app.js",
-        Asset {
-            content_type: JS,
-            body: include_bytes!("../static/app.js"),
-        },
-    ),
-    (
-        "api.js",
-        Asset {
-            content_type: JS,
-            body: include_bytes!("../static/api.js"),
-        },
-    ),
-    (
-        "format.js",
-        Asset {
-            content_type: JS,
-            body: include_bytes!("../static/format.js"),
-        },
-    ),
-    (
-        "ui.js",
-        Asset {
-            content_type: JS,
-            body: include_bytes!("../static/ui.js"),
-        },
-    ),
-    (
-        "list.js",
-        Asset {
-            content_type: JS,
-            body: include_bytes!("../static/list.js"),
-        },
-    ),
-    (
-        "keys.js",
-        Asset {
-            content_type: JS,
-            body: include_bytes!("../static/keys.js"),
-        },
-    ),
-    (
-        "audit.js",
-        Asset {
-            content_type: JS,
-            body: include_bytes!("../static/audit.js"),
-        },
-    ),
-    (
-        "favicon.svg",
-        Asset {
-            content_type: "image/svg+xml",
-            body: include_bytes!("../static/favicon.svg"),
-        },
-    ),
+    ("app.css", asset!("app.css", CSS)),
+    ("app.js", asset!("app.js", JS)),
+    ("api.js", asset!("api.js", JS)),
+    ("format.js", asset!("format.js", JS)),
+    ("ui.js", asset!("ui.js", JS)),
+    ("list.js", asset!("list.js", JS)),
+    ("keys.js", asset!("keys.js", JS)),
+    ("audit.js", asset!("audit.js", JS)),
+    ("favicon.svg", asset!("favicon.svg", "image/svg+xml")),
 ];
 
 /// Everything comes from this origin; nothing inline, no frames, no plugins.
@@ -154,7 +110,7 @@ fn respond(method: &Method, path: &str, if_none_match: Option<&str>) -> Answer {
             Some("GET, HEAD"),
         );
     }
-    let etag = format!("\"{:016x}\"", fnv1a(asset.body));
+    let etag = format!("\"{:016x}\"", asset.etag);
     // The files are not versioned by name, so the browser revalidates each
     // time (`no-cache`) and gets a body-less 304 while the ETag matches.
     let headers = vec![
@@ -184,10 +140,14 @@ fn etag_matches(header: &str, etag: &str) -> bool {
 }
 
 /// FNV-1a, 64 bits: a content fingerprint for the ETag, not a security measure.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
-        (hash ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+const fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut i = 0;
+    while i < bytes.len() {
+        hash = (hash ^ bytes[i] as u64).wrapping_mul(0x0000_0100_0000_01b3);
+        i += 1;
+    }
+    hash
 }
 
 /// An RFC 9457 problem, shaped like the management API's errors.
