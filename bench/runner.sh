@@ -15,20 +15,11 @@ bin=target/release/keygate-host
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
-# Starts a runner in the background; sets $url once it serves.
+source bench/lib.sh
 start() { # manifest cache-dir log
-  "$bin" up --manifest "$1" --listen 127.0.0.1:0 --state-dir "$work/state" --cache-dir "$2" \
-    --runtime-config-file "$work/runtime-config.toml" >"$3.out" 2>"$3.err" &
-  pid=$!
-  url=""
-  while [[ -z "$url" ]]; do
-    kill -0 "$pid" 2>/dev/null || { cat "$3.err" >&2; exit 1; }
-    url=$(sed -n 's/^Serving //p' "$3.out" 2>/dev/null || true)
-    [[ -n "$url" ]] || sleep 0.05
-  done
+  start_runner "$3" --manifest "$1" --state-dir "$work/state" --cache-dir "$2" \
+    --runtime-config-file "$work/runtime-config.toml"
 }
-stop() { kill -TERM "$pid"; wait "$pid" || true; }
-ready_ms() { sed -n 's/.*ready in \([0-9]*\) ms/\1/p' "$1.err"; }
 
 # The probe app is granted a second key-value store.
 printf '[key_value_store.other]\ntype = "spin"\n' > "$work/runtime-config.toml"
@@ -44,7 +35,6 @@ for i in 1 2 3 4 5; do
   start tests/fixtures/spin.toml "$work/cache-$i" "$work/cold"; stop; cold+=("$(ready_ms "$work/cold")")
   start tests/fixtures/spin.toml "$work/cache-$i" "$work/warm"; stop; warm+=("$(ready_ms "$work/warm")")
 done
-median() { printf '%s\n' "$@" | sort -n | sed -n "$(( ($# + 1) / 2 ))p"; }
 printf '| start-up, cold (compile 3 components, median of 5) | %s ms |\n' "$(median "${cold[@]}")"
 printf '| start-up, warm compile cache (median of 5) | %s ms |\n' "$(median "${warm[@]}")"
 

@@ -37,20 +37,11 @@ component = "noop"
 source = "../../target/wasm32-wasip2/release/noop.wasm"
 TOML
 
-# Starts the runner in the background; sets $pid and $url once it serves.
+source bench/lib.sh
 start() { # state-dir cache-dir log
-  "$bin" up --manifest target/bench/spin.toml --listen 127.0.0.1:0 --state-dir "$1" \
-    --cache-dir "$2" --variable "admin_token=$TOKEN" >"$3.out" 2>"$3.err" &
-  pid=$!
-  url=""
-  while [[ -z "$url" ]]; do
-    kill -0 "$pid" 2>/dev/null || { cat "$3.err" >&2; exit 1; }
-    url=$(sed -n 's/^Serving //p' "$3.out" 2>/dev/null || true)
-    [[ -n "$url" ]] || sleep 0.05
-  done
+  start_runner "$3" --manifest target/bench/spin.toml --state-dir "$1" --cache-dir "$2" \
+    --variable "admin_token=$TOKEN"
 }
-stop() { kill -TERM "$pid"; wait "$pid" || true; }
-median() { printf '%s\n' "$@" | sort -n | sed -n "$(( ($# + 1) / 2 ))p"; }
 
 out() { printf '%s\n' "$*" | tee -a "$results"; }
 row() { out "| $1 | $2 |"; }
@@ -118,7 +109,7 @@ for i in 1 2 3 4 5; do
   for kind in cold warm; do
     start "$work/startup-state" "$work/cache-$i" "$work/$kind"
     stop
-    ms=$(sed -n 's/.*ready in \([0-9]*\) ms/\1/p' "$work/$kind.err")
+    ms=$(ready_ms "$work/$kind")
     if [[ $kind == cold ]]; then cold+=("$ms"); else warm+=("$ms"); fi
   done
 done
