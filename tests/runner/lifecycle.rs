@@ -10,8 +10,7 @@ fn trapping_component_gets_500_and_the_next_request_succeeds() {
     let reply = runner.get("/probe/trap");
     assert_eq!(reply.status, 500);
     assert_eq!(runner.get("/probe/request").status, 200);
-    let log = runner.stderr();
-    assert!(log.contains("GET /probe/trap probe 500"), "{log}");
+    let log = runner.wait_for_log("GET /probe/trap probe 500");
     assert!(
         log.contains("probe asked to trap"),
         "the trap's cause is logged: {log}"
@@ -143,9 +142,5 @@ fn compile_cache_is_written_and_reused() {
     let runner = config.start();
     assert_eq!(runner.get("/probe/request").status, 200);
     assert_eq!(runner.get("/noop").status, 200);
-    assert!(
-        runner.stderr().contains("ignoring unusable cache entry"),
-        "{}",
-        runner.stderr()
-    );
+    runner.wait_for_log("ignoring unusable cache entry");
 }

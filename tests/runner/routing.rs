@@ -88,11 +88,7 @@ fn unmatched_path_is_404_from_the_runner() {
         assert_eq!(reply.status, 404, "{path}");
         assert!(reply.body.is_empty(), "{path}: Spin's 404 has no body");
     }
-    assert!(
-        runner.stderr().contains("GET /nothing - 404"),
-        "{}",
-        runner.stderr()
-    );
+    runner.wait_for_log("GET /nothing - 404");
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::Duration;
 
@@ -184,7 +184,8 @@ pub struct Runner {
     child: Child,
     pub base_url: String,
     stdout: Arc<Mutex<String>>,
-    stderr: Arc<Mutex<String>>,
+    /// Everything read from stderr so far; the condvar wakes `wait_for_log`.
+    stderr: Arc<(Mutex<String>, Condvar)>,
     stderr_done: Option<thread::JoinHandle<()>>,
     agent: ureq::Agent,
 }
@@ -199,7 +200,7 @@ impl Runner {
             .spawn()
             .expect("spawn keygate-host");
         let stdout = Arc::new(Mutex::new(String::new()));
-        let stderr = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new((Mutex::new(String::new()), Condvar::new()));
         let (serving_tx, serving_rx) = mpsc::channel();
         {
             let pipe = child.stdout.take().unwrap();
@@ -222,10 +223,11 @@ impl Runner {
                     if n == 0 {
                         break;
                     }
-                    stderr
-                        .lock()
+                    let (log, grown) = &*stderr;
+                    log.lock()
                         .unwrap()
                         .push_str(&String::from_utf8_lossy(&buf[..n]));
+                    grown.notify_all();
                 }
             }))
         };
@@ -236,7 +238,7 @@ impl Runner {
                 let _ = child.wait();
                 panic!(
                     "keygate-host did not start; stderr:\n{}",
-                    stderr.lock().unwrap()
+                    stderr.0.lock().unwrap()
                 );
             }
         };
@@ -284,9 +286,24 @@ impl Runner {
         Reply::from(self.agent.delete(self.url(path)).call())
     }
 
-    /// What the runner has printed to stderr so far (logs).
+    /// What the runner has printed to stderr so far (logs). The runner logs a
+    /// request before answering it, but this reads the pipe on another
+    /// thread: to see a particular line, use [`Runner::wait_for_log`].
     pub fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
+        self.stderr.0.lock().unwrap().clone()
+    }
+
+    /// The log once it contains `needle` (panics with the log after
+    /// [`START_TIMEOUT`] if it never does).
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        let (log, grown) = &*self.stderr;
+        let (log, timeout) = grown
+            .wait_timeout_while(log.lock().unwrap(), START_TIMEOUT, |log| {
+                !log.contains(needle)
+            })
+            .unwrap();
+        assert!(!timeout.timed_out(), "no `{needle}` in the log:\n{log}");
+        log.clone()
     }
 
     pub fn stdout(&self) -> String {
