@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::bindings::SpinImports;
 use crate::state::RequestState;
@@ -14,6 +14,11 @@ use crate::state::RequestState;
 /// Instances that can be live at once. Requests beyond this wait for a slot
 /// (see the HTTP trigger) rather than fail.
 pub const MAX_CONCURRENT_INSTANCES: u32 = 256;
+
+/// Memory a freed instance slot keeps: its dirty pages are reset in place
+/// (found with `PAGEMAP_SCAN` on Linux 6.7+) instead of `madvise`d away, so
+/// the next request in that slot takes no page faults for them.
+const KEEP_RESIDENT: usize = 2 << 20;
 
 pub fn new_engine() -> Result<Engine> {
     let mut config = Config::new();
@@ -23,7 +28,10 @@ pub fn new_engine() -> Result<Engine> {
         .total_core_instances(MAX_CONCURRENT_INSTANCES * 4)
         .total_memories(MAX_CONCURRENT_INSTANCES * 2)
         .total_tables(MAX_CONCURRENT_INSTANCES * 4)
-        .max_memory_size(256 << 20);
+        .max_memory_size(256 << 20)
+        .linear_memory_keep_resident(KEEP_RESIDENT)
+        .table_keep_resident(KEEP_RESIDENT)
+        .pagemap_scan(Enabled::Auto);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
     match Engine::new(&config) {
         Ok(engine) => Ok(engine),

@@ -3,12 +3,15 @@
 //! [`Database`] trait (a local file here; a libSQL server would be another).
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use rusqlite::Connection;
 use rusqlite::types::{ToSqlOutput, ValueRef};
+use tokio::sync::oneshot;
 use wasmtime::component::Resource;
 
 use crate::bindings::fermyon::spin::sqlite as v2;
@@ -41,10 +44,18 @@ pub trait Database: Send + Sync {
 /// One connection, held by a guest for as long as its handle lives, so a
 /// transaction it opens with `BEGIN` stays on it.
 pub trait DbConnection: Send {
-    fn execute(&mut self, statement: &str, params: &[SqlValue]) -> Result<QueryOutput, String>;
+    /// Runs one statement. A backend may have to wait (for a group commit, a
+    /// network round trip) without holding a runtime thread, hence a future.
+    fn execute<'a>(
+        &'a mut self,
+        statement: &'a str,
+        params: &'a [SqlValue],
+    ) -> BoxFuture<'a, Result<QueryOutput, String>>;
     fn last_insert_rowid(&self) -> i64;
     fn changes(&self) -> u64;
 }
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Opens a SQLite file the way both capabilities want it: WAL, so readers do
 /// not wait for writers and data survives a restart; a busy handler so
@@ -62,6 +73,7 @@ pub fn open_sqlite_file(path: &Path) -> Result<Connection> {
 fn configure(conn: &Connection) -> Result<()> {
     conn.busy_handler(Some(wait_for_lock))?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "cache_size", -16_384)?;
     Ok(())
 }
 
@@ -80,10 +92,13 @@ fn wait_for_lock(attempt: i32) -> bool {
     true
 }
 
-/// A local SQLite database with a small pool of open connections.
+/// A local SQLite database with a small pool of open connections, and one
+/// more connection that commits the requests' single-statement writes
+/// together ([`GroupCommit`]).
 pub struct LocalDatabase {
     location: Location,
     idle: Arc<Mutex<Vec<Connection>>>,
+    group: Arc<GroupCommit>,
 }
 
 /// Connections kept open between requests; more are opened under load.
@@ -103,9 +118,11 @@ impl LocalDatabase {
             ),
             file => file.clone(),
         };
+        let writer = open_location(&location)?;
         let db = Self {
             location,
             idle: Arc::default(),
+            group: Arc::new(GroupCommit::new(writer)),
         };
         let first = db.open_connection()?;
         db.idle
@@ -116,16 +133,20 @@ impl LocalDatabase {
     }
 
     fn open_connection(&self) -> Result<Connection> {
-        let Location::File(path) = &self.location else {
-            unreachable!("memory is mapped to a URI")
-        };
-        if path.to_string_lossy().starts_with("file:") {
-            let conn = Connection::open(path)?;
-            configure(&conn)?;
-            Ok(conn)
-        } else {
-            open_sqlite_file(path)
-        }
+        open_location(&self.location)
+    }
+}
+
+fn open_location(location: &Location) -> Result<Connection> {
+    let Location::File(path) = location else {
+        unreachable!("memory is mapped to a URI")
+    };
+    if path.to_string_lossy().starts_with("file:") {
+        let conn = Connection::open(path)?;
+        configure(&conn)?;
+        Ok(conn)
+    } else {
+        open_sqlite_file(path)
     }
 }
 
@@ -139,6 +160,9 @@ impl Database for LocalDatabase {
         Ok(Box::new(PooledConnection {
             conn: Some(conn),
             idle: self.idle.clone(),
+            group: self.group.clone(),
+            committed_elsewhere: None,
+            may_have_local_schema: false,
         }))
     }
 }
@@ -146,6 +170,14 @@ impl Database for LocalDatabase {
 struct PooledConnection {
     conn: Option<Connection>,
     idle: Arc<Mutex<Vec<Connection>>>,
+    group: Arc<GroupCommit>,
+    /// `last_insert_rowid` and `changes` of this connection's last write when
+    /// the group commit ran it, so both answer as if it had run here.
+    committed_elsewhere: Option<(i64, u64)>,
+    /// Set once the guest ran a statement that may create state only this
+    /// connection sees (a `TEMP` table, an `ATTACH`): its writes then stay
+    /// here, where those names resolve.
+    may_have_local_schema: bool,
 }
 
 impl PooledConnection {
@@ -162,6 +194,11 @@ impl Drop for PooledConnection {
         if !conn.is_autocommit() && conn.execute_batch("ROLLBACK").is_err() {
             return;
         }
+        // Nor are its TEMP tables or attached databases: such a connection is
+        // closed, as Spin's connection would be at the end of the request.
+        if self.may_have_local_schema && has_local_schema(&conn) {
+            return;
+        }
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < IDLE_CONNECTIONS {
             idle.push(conn);
@@ -170,41 +207,285 @@ impl Drop for PooledConnection {
 }
 
 impl DbConnection for PooledConnection {
-    fn execute(&mut self, statement: &str, params: &[SqlValue]) -> Result<QueryOutput, String> {
+    fn execute<'a>(
+        &'a mut self,
+        statement: &'a str,
+        params: &'a [SqlValue],
+    ) -> BoxFuture<'a, Result<QueryOutput, String>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare_cached(statement).map_err(|e| e.to_string())?;
-        let columns: Vec<String> = stmt.column_names().into_iter().map(String::from).collect();
-        let width = columns.len();
-        let mut rows_out = Vec::new();
-        let mut rows = stmt
-            .query(rusqlite::params_from_iter(params.iter()))
-            .map_err(|e| e.to_string())?;
-        while let Some(row) = rows.next().map_err(|e| e.to_string())? {
-            let mut values = Vec::with_capacity(width);
-            for i in 0..width {
-                values.push(match row.get_ref(i).map_err(|e| e.to_string())? {
-                    ValueRef::Null => SqlValue::Null,
-                    ValueRef::Integer(i) => SqlValue::Integer(i),
-                    ValueRef::Real(r) => SqlValue::Real(r),
-                    ValueRef::Text(t) => SqlValue::Text(String::from_utf8_lossy(t).into_owned()),
-                    ValueRef::Blob(b) => SqlValue::Blob(b.to_vec()),
-                });
-            }
-            rows_out.push(values);
+        let (readonly, dml) = match conn.prepare_cached(statement) {
+            Ok(stmt) => (stmt.readonly(), is_dml(statement)),
+            Err(e) => return Box::pin(std::future::ready(Err(e.to_string()))),
+        };
+        if !readonly && !dml {
+            self.may_have_local_schema = true;
         }
-        Ok(QueryOutput {
-            columns,
-            rows: rows_out,
+        let conn = self.conn();
+        let groupable = dml && !readonly && conn.is_autocommit() && !self.may_have_local_schema;
+        if !groupable {
+            let rowid = conn.last_insert_rowid();
+            let result = run_statement(conn, statement, params);
+            if result.is_ok() && self.committed_elsewhere.is_some() {
+                let conn = self.conn();
+                let (mut last_rowid, mut changes) = self.committed_elsewhere.unwrap_or_default();
+                if conn.last_insert_rowid() != rowid {
+                    last_rowid = conn.last_insert_rowid();
+                }
+                if is_dml(statement) {
+                    changes = conn.changes();
+                }
+                self.committed_elsewhere = Some((last_rowid, changes));
+            }
+            return Box::pin(std::future::ready(result));
+        }
+        let group = self.group.clone();
+        Box::pin(async move {
+            let written = group.write(statement, params).await?;
+            let last_rowid = written.rowid.unwrap_or_else(|| self.last_insert_rowid());
+            self.committed_elsewhere = Some((last_rowid, written.changes));
+            Ok(written.output)
         })
     }
 
     fn last_insert_rowid(&self) -> i64 {
-        self.conn().last_insert_rowid()
+        match self.committed_elsewhere {
+            Some((rowid, _)) => rowid,
+            None => self.conn().last_insert_rowid(),
+        }
     }
 
     fn changes(&self) -> u64 {
-        self.conn().changes()
+        match self.committed_elsewhere {
+            Some((_, changes)) => changes,
+            None => self.conn().changes(),
+        }
     }
+}
+
+fn has_local_schema(conn: &Connection) -> bool {
+    conn.query_row(
+        "SELECT (SELECT count(*) FROM temp.sqlite_master)
+              + (SELECT count(*) FROM pragma_database_list WHERE name NOT IN ('main', 'temp'))",
+        [],
+        |row| row.get::<_, i64>(0),
+    )
+    .map_or(true, |n| n > 0)
+}
+
+fn run_statement(
+    conn: &Connection,
+    statement: &str,
+    params: &[SqlValue],
+) -> Result<QueryOutput, String> {
+    let mut stmt = conn.prepare_cached(statement).map_err(|e| e.to_string())?;
+    let columns: Vec<String> = stmt.column_names().into_iter().map(String::from).collect();
+    let width = columns.len();
+    let mut rows_out = Vec::new();
+    let mut rows = stmt
+        .query(rusqlite::params_from_iter(params.iter()))
+        .map_err(|e| e.to_string())?;
+    while let Some(row) = rows.next().map_err(|e| e.to_string())? {
+        let mut values = Vec::with_capacity(width);
+        for i in 0..width {
+            values.push(match row.get_ref(i).map_err(|e| e.to_string())? {
+                ValueRef::Null => SqlValue::Null,
+                ValueRef::Integer(i) => SqlValue::Integer(i),
+                ValueRef::Real(r) => SqlValue::Real(r),
+                ValueRef::Text(t) => SqlValue::Text(String::from_utf8_lossy(t).into_owned()),
+                ValueRef::Blob(b) => SqlValue::Blob(b.to_vec()),
+            });
+        }
+        rows_out.push(values);
+    }
+    Ok(QueryOutput {
+        columns,
+        rows: rows_out,
+    })
+}
+
+/// `INSERT`, `UPDATE`, `DELETE` or `REPLACE`: statements that can run inside
+/// someone else's transaction with exactly their own effect. Schema changes,
+/// `PRAGMA`s, `VACUUM` and transaction control run on the guest's connection.
+fn is_dml(statement: &str) -> bool {
+    let mut rest = statement.trim_start();
+    loop {
+        if let Some(comment) = rest.strip_prefix("--") {
+            rest = comment.split_once('\n').map_or("", |(_, r)| r).trim_start();
+        } else if let Some(comment) = rest.strip_prefix("/*") {
+            rest = comment.split_once("*/").map_or("", |(_, r)| r).trim_start();
+        } else {
+            break;
+        }
+    }
+    let word = rest
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .next()
+        .unwrap_or("");
+    ["INSERT", "UPDATE", "DELETE", "REPLACE"]
+        .iter()
+        .any(|dml| word.eq_ignore_ascii_case(dml))
+}
+
+/// Group commit: the single-statement writes of concurrent requests are
+/// committed in one transaction, one WAL append and one lock round for many
+/// requests instead of one each. Nothing a guest can observe changes: each
+/// statement still has exactly its own effect (a failing one is undone on its
+/// own, as SQLite undoes a failed statement inside a transaction), and
+/// `execute` returns only after the transaction holding it has committed.
+///
+/// The first writer to arrive leads: it runs what is queued on the writer
+/// connection while the others wait without holding a runtime thread; if
+/// more arrived meanwhile, a blocking thread leads on until the queue is
+/// empty. Alone, a write is simply run in autocommit on the writer, so a
+/// single client pays nothing extra.
+struct GroupCommit {
+    writer: Mutex<Connection>,
+    queue: Mutex<WriteQueue>,
+}
+
+#[derive(Default)]
+struct WriteQueue {
+    jobs: Vec<WriteJob>,
+    leading: bool,
+}
+
+struct WriteJob {
+    statement: String,
+    params: Vec<SqlValue>,
+    reply: oneshot::Sender<Result<Written, String>>,
+}
+
+struct Written {
+    output: QueryOutput,
+    /// The row id the statement inserted, if it inserted one.
+    rowid: Option<i64>,
+    changes: u64,
+}
+
+/// More statements than this wait for the next transaction, so one leader's
+/// own request is not held up indefinitely.
+const MAX_GROUP: usize = 64;
+
+impl GroupCommit {
+    fn new(writer: Connection) -> Self {
+        Self {
+            writer: Mutex::new(writer),
+            queue: Mutex::default(),
+        }
+    }
+
+    async fn write(
+        self: &Arc<Self>,
+        statement: &str,
+        params: &[SqlValue],
+    ) -> Result<Written, String> {
+        let (reply, answer) = oneshot::channel();
+        let lead = {
+            let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+            queue.jobs.push(WriteJob {
+                statement: statement.to_owned(),
+                params: params.to_vec(),
+                reply,
+            });
+            !std::mem::replace(&mut queue.leading, true)
+        };
+        if lead && self.commit_queued() {
+            // Writes arrived meanwhile: a blocking thread leads on, so this
+            // request answers now instead of waiting for a quiet moment.
+            let group = self.clone();
+            tokio::task::spawn_blocking(move || while group.commit_queued() {});
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Err("the write was abandoned".into()))
+    }
+
+    /// Commits what is queued, as the leader. True when more has been queued
+    /// meanwhile and the caller must go on leading; false when it stepped down.
+    fn commit_queued(&self) -> bool {
+        let jobs = {
+            let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+            let take = queue.jobs.len().min(MAX_GROUP);
+            queue.jobs.drain(..take).collect::<Vec<_>>()
+        };
+        commit_together(&self.writer.lock().unwrap_or_else(|p| p.into_inner()), jobs);
+        let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        queue.leading = !queue.jobs.is_empty();
+        queue.leading
+    }
+}
+
+fn commit_together(conn: &Connection, mut jobs: Vec<WriteJob>) {
+    if jobs.len() <= 1 {
+        let Some(job) = jobs.pop() else { return };
+        let result = run_job(conn, &job);
+        let _ = job.reply.send(result);
+        return;
+    }
+    loop {
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            for job in jobs {
+                let _ = job.reply.send(Err(e.to_string()));
+            }
+            return;
+        }
+        let mut ran = Vec::with_capacity(jobs.len());
+        let mut jobs_left = jobs.into_iter();
+        let mut transaction_lost = false;
+        for job in jobs_left.by_ref() {
+            let result = run_job(conn, &job);
+            if result.is_err() && conn.is_autocommit() {
+                // The statement ended the transaction (`OR ROLLBACK`, an I/O
+                // error): it failed; the others have not committed and run again.
+                let _ = job.reply.send(result);
+                transaction_lost = true;
+                break;
+            }
+            ran.push((job, result));
+        }
+        if transaction_lost {
+            jobs = ran
+                .into_iter()
+                .map(|(job, _)| job)
+                .chain(jobs_left)
+                .collect();
+            if jobs.is_empty() {
+                return;
+            }
+            continue;
+        }
+        match conn.execute_batch("COMMIT") {
+            Ok(()) => {
+                for (job, result) in ran {
+                    let _ = job.reply.send(result);
+                }
+            }
+            Err(_) => {
+                // A deferred constraint of one statement, say: roll back and
+                // run each alone, so each gets the answer it would have had.
+                if !conn.is_autocommit() {
+                    let _ = conn.execute_batch("ROLLBACK");
+                }
+                for (job, _) in ran {
+                    commit_together(conn, vec![job]);
+                }
+            }
+        }
+        return;
+    }
+}
+
+fn run_job(conn: &Connection, job: &WriteJob) -> Result<Written, String> {
+    // SAFETY: the handle of a connection this thread holds (behind the
+    // writer's mutex); setting the last row id is a plain field write in SQLite.
+    unsafe { rusqlite::ffi::sqlite3_set_last_insert_rowid(conn.handle(), i64::MIN) };
+    let output = run_statement(conn, &job.statement, &job.params)?;
+    let rowid = conn.last_insert_rowid();
+    Ok(Written {
+        output,
+        rowid: (rowid != i64::MIN).then_some(rowid),
+        changes: conn.changes(),
+    })
 }
 
 impl rusqlite::ToSql for SqlValue {
@@ -328,7 +609,7 @@ impl v3::HostConnection for RequestState {
         Ok(self.sqlite_open(&database)?)
     }
 
-    fn execute(
+    async fn execute(
         &mut self,
         handle: Resource<OpenConnection>,
         statement: String,
@@ -338,6 +619,7 @@ impl v3::HostConnection for RequestState {
         let conn = self.sqlite_conn(&handle)?;
         conn.0
             .execute(&statement, &params)
+            .await
             .map(Into::into)
             .map_err(v3::Error::Io)
     }
@@ -365,7 +647,7 @@ impl v2::HostConnection for RequestState {
         Ok(self.sqlite_open(&database)?)
     }
 
-    fn execute(
+    async fn execute(
         &mut self,
         handle: Resource<OpenConnection>,
         statement: String,
@@ -375,6 +657,7 @@ impl v2::HostConnection for RequestState {
         let conn = self.sqlite_conn(&handle)?;
         conn.0
             .execute(&statement, &params)
+            .await
             .map(Into::into)
             .map_err(v2::Error::Io)
     }
@@ -389,13 +672,14 @@ impl v2::HostConnection for RequestState {
 mod tests {
     use super::*;
 
-    #[test]
-    fn every_value_type_round_trips() {
+    #[tokio::test]
+    async fn every_value_type_round_trips() {
         let dir = tempfile::tempdir().unwrap();
         let db =
             LocalDatabase::open("default", &Location::File(dir.path().join("db.sqlite"))).unwrap();
         let mut c = db.connect().unwrap();
         c.execute("CREATE TABLE t (i INTEGER, r REAL, s TEXT, b BLOB, n)", &[])
+            .await
             .unwrap();
         let values = vec![
             SqlValue::Integer(i64::MIN),
@@ -405,36 +689,227 @@ mod tests {
             SqlValue::Null,
         ];
         c.execute("INSERT INTO t VALUES (?, ?, ?, ?, ?)", &values)
+            .await
             .unwrap();
         assert_eq!(c.changes(), 1);
         assert_eq!(c.last_insert_rowid(), 1);
-        let out = c.execute("SELECT * FROM t", &[]).unwrap();
+        let out = c.execute("SELECT * FROM t", &[]).await.unwrap();
         assert_eq!(out.columns, ["i", "r", "s", "b", "n"]);
         assert_eq!(out.rows, vec![values]);
     }
 
-    #[test]
-    fn an_open_transaction_is_rolled_back_when_the_connection_is_released() {
+    #[tokio::test]
+    async fn an_open_transaction_is_rolled_back_when_the_connection_is_released() {
         let db = LocalDatabase::open("mem", &Location::Memory).unwrap();
         let mut c = db.connect().unwrap();
-        c.execute("CREATE TABLE t (x)", &[]).unwrap();
-        c.execute("BEGIN", &[]).unwrap();
-        c.execute("INSERT INTO t VALUES (1)", &[]).unwrap();
+        c.execute("CREATE TABLE t (x)", &[]).await.unwrap();
+        c.execute("BEGIN", &[]).await.unwrap();
+        c.execute("INSERT INTO t VALUES (1)", &[]).await.unwrap();
         drop(c);
         let mut c = db.connect().unwrap();
-        let out = c.execute("SELECT count(*) FROM t", &[]).unwrap();
+        let out = c.execute("SELECT count(*) FROM t", &[]).await.unwrap();
         assert_eq!(out.rows, vec![vec![SqlValue::Integer(0)]]);
     }
 
-    #[test]
-    fn statement_errors_are_reported_not_panicked() {
+    #[tokio::test]
+    async fn statement_errors_are_reported_not_panicked() {
         let db = LocalDatabase::open("mem2", &Location::Memory).unwrap();
         let mut c = db.connect().unwrap();
-        assert!(c.execute("SELEKT 1", &[]).unwrap_err().contains("syntax"));
-        let e = c.execute("SELECT ?", &[]).unwrap_err();
+        assert!(
+            c.execute("SELEKT 1", &[])
+                .await
+                .unwrap_err()
+                .contains("syntax")
+        );
+        let e = c.execute("SELECT ?", &[]).await.unwrap_err();
         assert!(
             e.contains("parameters"),
             "a missing parameter is an error, as in Spin: {e}"
         );
+        let e = c
+            .execute("INSERT INTO missing VALUES (1)", &[])
+            .await
+            .unwrap_err();
+        assert!(e.contains("no such table"), "{e}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writes_each_commit_with_their_own_row_id_and_change_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(
+            LocalDatabase::open("default", &Location::File(dir.path().join("db.sqlite"))).unwrap(),
+        );
+        let mut c = db.connect().unwrap();
+        c.execute(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, writer INTEGER)",
+            &[],
+        )
+        .await
+        .unwrap();
+        let writers = (0..64).map(|w| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                let mut c = db.connect().unwrap();
+                c.execute("INSERT INTO t (writer) VALUES (?)", &[SqlValue::Integer(w)])
+                    .await
+                    .unwrap();
+                let rowid = c.last_insert_rowid();
+                assert_eq!(c.changes(), 1);
+                // Read-your-write on the same connection, and the row id is this write's.
+                let out = c
+                    .execute(
+                        "SELECT writer FROM t WHERE id = ?",
+                        &[SqlValue::Integer(rowid)],
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(out.rows, vec![vec![SqlValue::Integer(w)]]);
+                assert_eq!((c.last_insert_rowid(), c.changes()), (rowid, 1));
+                rowid
+            })
+        });
+        let mut rowids = Vec::new();
+        for writer in writers.collect::<Vec<_>>() {
+            rowids.push(writer.await.unwrap());
+        }
+        rowids.sort();
+        assert_eq!(rowids, (1..=64).collect::<Vec<i64>>());
+    }
+
+    /// Runs `statements` as one group, as the leader would, and returns each
+    /// statement's answer.
+    fn group_of(conn: &Connection, statements: &[&str]) -> Vec<Result<u64, String>> {
+        let (jobs, answers): (Vec<_>, Vec<_>) = statements
+            .iter()
+            .map(|statement| {
+                let (reply, answer) = oneshot::channel();
+                let job = WriteJob {
+                    statement: statement.to_string(),
+                    params: Vec::new(),
+                    reply,
+                };
+                (job, answer)
+            })
+            .unzip();
+        commit_together(conn, jobs);
+        answers
+            .into_iter()
+            .map(|mut a| a.try_recv().unwrap().map(|w| w.changes))
+            .collect()
+    }
+
+    fn count(conn: &Connection, sql: &str) -> i64 {
+        conn.query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+
+    #[test]
+    fn a_failing_statement_in_a_group_fails_alone() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (x UNIQUE)").unwrap();
+        let answers = group_of(
+            &conn,
+            &[
+                "INSERT INTO t VALUES (1)",
+                "INSERT INTO t VALUES (1)",
+                "INSERT INTO t VALUES (2)",
+                "UPDATE t SET x = x + 10",
+            ],
+        );
+        assert_eq!(answers[0], Ok(1));
+        assert!(answers[1].as_ref().unwrap_err().contains("UNIQUE"));
+        assert_eq!(answers[2], Ok(1));
+        assert_eq!(answers[3], Ok(2));
+        assert_eq!(count(&conn, "SELECT sum(x) FROM t"), 23);
+        assert!(conn.is_autocommit(), "the group's transaction is closed");
+    }
+
+    #[test]
+    fn a_statement_that_rolls_the_group_back_fails_alone_and_the_others_run_again() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (x UNIQUE)").unwrap();
+        let answers = group_of(
+            &conn,
+            &[
+                "INSERT INTO t VALUES (1)",
+                "INSERT OR ROLLBACK INTO t VALUES (1)",
+                "INSERT INTO t VALUES (2)",
+            ],
+        );
+        assert_eq!(answers[0], Ok(1));
+        assert!(answers[1].is_err());
+        assert_eq!(answers[2], Ok(1));
+        assert_eq!(count(&conn, "SELECT count(*) FROM t"), 2);
+    }
+
+    #[test]
+    fn a_group_that_cannot_commit_is_run_again_one_statement_at_a_time() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "PRAGMA foreign_keys = ON;
+             CREATE TABLE parent (id INTEGER PRIMARY KEY);
+             CREATE TABLE child (p REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED);",
+        )
+        .unwrap();
+        // A deferred foreign key fails at COMMIT, not at the statement.
+        let answers = group_of(
+            &conn,
+            &[
+                "INSERT INTO parent VALUES (1)",
+                "INSERT INTO child VALUES (2)",
+            ],
+        );
+        assert_eq!(answers[0], Ok(1));
+        assert!(answers[1].as_ref().unwrap_err().contains("FOREIGN KEY"));
+        assert_eq!(count(&conn, "SELECT count(*) FROM parent"), 1);
+        assert_eq!(count(&conn, "SELECT count(*) FROM child"), 0);
+        assert!(conn.is_autocommit());
+    }
+
+    #[tokio::test]
+    async fn a_temp_table_is_written_on_its_own_connection_and_not_handed_on() {
+        let db = LocalDatabase::open("mem3", &Location::Memory).unwrap();
+        let mut c = db.connect().unwrap();
+        c.execute("CREATE TEMP TABLE scratch (x)", &[])
+            .await
+            .unwrap();
+        c.execute("INSERT INTO scratch VALUES (1)", &[])
+            .await
+            .unwrap();
+        assert_eq!(c.last_insert_rowid(), 1);
+        let out = c
+            .execute("SELECT count(*) FROM scratch", &[])
+            .await
+            .unwrap();
+        assert_eq!(out.rows, vec![vec![SqlValue::Integer(1)]]);
+        drop(c);
+        let mut next = db.connect().unwrap();
+        let e = next
+            .execute("SELECT * FROM scratch", &[])
+            .await
+            .unwrap_err();
+        assert!(e.contains("no such table"), "{e}");
+    }
+
+    #[test]
+    fn only_plain_data_changes_are_grouped() {
+        for dml in [
+            "INSERT INTO t VALUES (1)",
+            "  update t set x = 1",
+            "-- why\nDELETE FROM t",
+            "/* c */ REPLACE INTO t VALUES (1)",
+        ] {
+            assert!(is_dml(dml), "{dml}");
+        }
+        for other in [
+            "CREATE TABLE t (x)",
+            "PRAGMA user_version = 3",
+            "VACUUM",
+            "BEGIN",
+            "SELECT 1",
+            "INSERTX",
+            "",
+        ] {
+            assert!(!is_dml(other), "{other}");
+        }
     }
 }
