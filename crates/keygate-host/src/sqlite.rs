@@ -13,6 +13,7 @@ use wasmtime::component::Resource;
 
 use crate::bindings::fermyon::spin::sqlite as v2;
 use crate::bindings::spin::sqlite::sqlite as v3;
+use crate::faults::{Call, guard};
 use crate::key_value::describe;
 use crate::runtime_config::Location;
 use crate::state::RequestState;
@@ -333,13 +334,22 @@ impl v3::HostConnection for RequestState {
         handle: Resource<OpenConnection>,
         statement: String,
         parameters: Vec<v3::Value>,
-    ) -> Result<v3::QueryResult, v3::Error> {
+    ) -> wasmtime::Result<Result<v3::QueryResult, v3::Error>> {
         let params: Vec<SqlValue> = parameters.into_iter().map(Into::into).collect();
-        let conn = self.sqlite_conn(&handle)?;
-        conn.0
-            .execute(&statement, &params)
-            .map(Into::into)
-            .map_err(v3::Error::Io)
+        let faults = self.component.faults.clone();
+        guard(
+            faults.as_deref(),
+            Call::SqliteExecute,
+            &statement,
+            v3::Error::Io,
+            || {
+                let conn = self.sqlite_conn(&handle)?;
+                conn.0
+                    .execute(&statement, &params)
+                    .map(Into::into)
+                    .map_err(v3::Error::Io)
+            },
+        )
     }
 
     fn last_insert_rowid(&mut self, handle: Resource<OpenConnection>) -> i64 {
@@ -370,13 +380,22 @@ impl v2::HostConnection for RequestState {
         handle: Resource<OpenConnection>,
         statement: String,
         parameters: Vec<v2::Value>,
-    ) -> Result<v2::QueryResult, v2::Error> {
+    ) -> wasmtime::Result<Result<v2::QueryResult, v2::Error>> {
         let params: Vec<SqlValue> = parameters.into_iter().map(Into::into).collect();
-        let conn = self.sqlite_conn(&handle)?;
-        conn.0
-            .execute(&statement, &params)
-            .map(Into::into)
-            .map_err(v2::Error::Io)
+        let faults = self.component.faults.clone();
+        guard(
+            faults.as_deref(),
+            Call::SqliteExecute,
+            &statement,
+            v2::Error::Io,
+            || {
+                let conn = self.sqlite_conn(&handle)?;
+                conn.0
+                    .execute(&statement, &params)
+                    .map(Into::into)
+                    .map_err(v2::Error::Io)
+            },
+        )
     }
 
     fn drop(&mut self, handle: Resource<OpenConnection>) -> wasmtime::Result<()> {
