@@ -1,0 +1,1 @@
+//! Races (docs/reliability.md, "Concurrency").
