@@ -416,3 +416,41 @@ fn the_user_removed_webhook_survives_a_failure_or_a_crash_at_every_storage_call(
     assert!(failed >= 5, "the webhook makes {failed} storage calls?");
     assert_eq!(failed, crashed, "the same calls in both sweeps");
 }
+
+#[test]
+fn a_rule_naming_a_statement_hits_that_statement_once() {
+    let app = App::start_with(|c| c.arg("--fail").arg("sqlite.execute:~INSERT INTO api_keys"));
+    app.wait_for_log("fault injection on: --fail sqlite.execute:1~INSERT INTO api_keys");
+    // Reads before the insert are not counted; the insert fails, once.
+    assert_eq!(app.list("")["total"], 0);
+    let reply = app.create(ALICE, &serde_json::json!({ "name": NAME }));
+    assert_problem(&reply, 503, "storage_unavailable");
+    let log = app.wait_for_log("POST /api/keys keys 503");
+    assert!(
+        log.contains("fault injected: sqlite.execute failed"),
+        "{log}"
+    );
+    let (_, secret) = app.create_key(NAME);
+    assert_eq!(app.verify(&secret).status, 200);
+    assert_eq!(app.audit("action=key.created")["total"], 1);
+}
+
+#[test]
+fn keygate_faults_in_the_environment_crash_a_request_and_the_runner_keeps_serving() {
+    let app = App::start();
+    let doomed = create_known(&app, ALICE, "doomed");
+    let app = app.restart_with(|c| c.env("KEYGATE_FAULTS", "crash-after=kv.delete:1"));
+    let reply = app
+        .mgmt("DELETE", &format!("/api/keys/{}", doomed.id))
+        .send_any_status();
+    assert_eq!(reply.status, 500, "{}", reply.text());
+    let log = app.wait_for_log(&format!("DELETE /api/keys/{} keys 500", doomed.id));
+    assert!(
+        log.contains("fault injected: crash after kv.delete"),
+        "{log}"
+    );
+    // The deletion had happened in full before the crash; the retry hears so.
+    assert_problem(&app.delete_key(&doomed.id), 404, "key_not_found");
+    assert_key_rejected(&app.verify(&doomed.secret), "unknown_key");
+    assert_invariants(&app, &[doomed], "after a crash at the KV delete");
+}
