@@ -11,6 +11,7 @@ use wasmtime::component::Linker;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use crate::engine::load_component;
+use crate::faults::Faults;
 use crate::key_value::{self, KeyValueStore};
 use crate::manifest;
 use crate::outbound::OutboundHttp;
@@ -26,6 +27,8 @@ pub struct LoadOptions {
     pub variables: VariableSources,
     /// Where compiled components are kept between runs; `None` disables it.
     pub cache_dir: Option<PathBuf>,
+    /// Fault rules for tests ([`crate::faults`]); `None` normally.
+    pub faults: Option<Arc<Faults>>,
 }
 
 pub struct LoadedApp {
@@ -131,6 +134,7 @@ pub fn load(
             variables: component_variables[&component.id].clone(),
             environment: component.environment.clone().into_iter().collect(),
             outbound,
+            faults: options.faults.clone(),
         });
         let compiled = load_component(engine, &component.source, options.cache_dir.as_deref())
             .with_context(|| format!("{at}.source"))?;

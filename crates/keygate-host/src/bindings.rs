@@ -3,11 +3,17 @@
 wasmtime::component::bindgen!({
     path: "wit",
     world: "keygate:host/spin-imports",
-    // A write may wait for the group commit (see `sqlite`) without holding a
-    // runtime worker thread.
+    // Storage calls may trap: that is how `--crash-after` (crate::faults) ends
+    // a request. A SQLite write may wait for the group commit (see `sqlite`)
+    // without holding a runtime worker thread.
     imports: {
-        "spin:sqlite/sqlite.[method]connection.execute": async,
-        "fermyon:spin/sqlite.[method]connection.execute": async,
+        "fermyon:spin/key-value.[method]store.get": trappable,
+        "fermyon:spin/key-value.[method]store.set": trappable,
+        "fermyon:spin/key-value.[method]store.delete": trappable,
+        "fermyon:spin/key-value.[method]store.exists": trappable,
+        "fermyon:spin/key-value.[method]store.get-keys": trappable,
+        "fermyon:spin/sqlite.[method]connection.execute": async | trappable,
+        "spin:sqlite/sqlite.[method]connection.execute": async | trappable,
     },
     with: {
         "fermyon:spin/key-value.store": crate::key_value::OpenStore,

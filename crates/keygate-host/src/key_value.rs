@@ -9,6 +9,7 @@ use rusqlite::{Connection, OptionalExtension};
 use wasmtime::component::Resource;
 
 use crate::bindings::fermyon::spin::key_value::{self as wit, Error};
+use crate::faults::{Call, guard};
 use crate::runtime_config::Location;
 use crate::sqlite::open_sqlite_file;
 use crate::state::RequestState;
@@ -155,8 +156,15 @@ impl wit::HostStore for RequestState {
             .map_err(|_| Error::StoreTableFull)
     }
 
-    fn get(&mut self, handle: Resource<OpenStore>, key: String) -> Result<Option<Vec<u8>>, Error> {
-        store(self, &handle)?.get(&key).map_err(Error::Other)
+    fn get(
+        &mut self,
+        handle: Resource<OpenStore>,
+        key: String,
+    ) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
+        let faults = self.component.faults.clone();
+        guard(faults.as_deref(), Call::KvGet, &key, Error::Other, || {
+            store(self, &handle)?.get(&key).map_err(Error::Other)
+        })
     }
 
     fn set(
@@ -164,22 +172,53 @@ impl wit::HostStore for RequestState {
         handle: Resource<OpenStore>,
         key: String,
         value: Vec<u8>,
-    ) -> Result<(), Error> {
-        store(self, &handle)?
-            .set(&key, &value)
-            .map_err(Error::Other)
+    ) -> wasmtime::Result<Result<(), Error>> {
+        let faults = self.component.faults.clone();
+        guard(faults.as_deref(), Call::KvSet, &key, Error::Other, || {
+            store(self, &handle)?
+                .set(&key, &value)
+                .map_err(Error::Other)
+        })
     }
 
-    fn delete(&mut self, handle: Resource<OpenStore>, key: String) -> Result<(), Error> {
-        store(self, &handle)?.delete(&key).map_err(Error::Other)
+    fn delete(
+        &mut self,
+        handle: Resource<OpenStore>,
+        key: String,
+    ) -> wasmtime::Result<Result<(), Error>> {
+        let faults = self.component.faults.clone();
+        guard(
+            faults.as_deref(),
+            Call::KvDelete,
+            &key,
+            Error::Other,
+            || store(self, &handle)?.delete(&key).map_err(Error::Other),
+        )
     }
 
-    fn exists(&mut self, handle: Resource<OpenStore>, key: String) -> Result<bool, Error> {
-        store(self, &handle)?.exists(&key).map_err(Error::Other)
+    fn exists(
+        &mut self,
+        handle: Resource<OpenStore>,
+        key: String,
+    ) -> wasmtime::Result<Result<bool, Error>> {
+        let faults = self.component.faults.clone();
+        guard(
+            faults.as_deref(),
+            Call::KvExists,
+            &key,
+            Error::Other,
+            || store(self, &handle)?.exists(&key).map_err(Error::Other),
+        )
     }
 
-    fn get_keys(&mut self, handle: Resource<OpenStore>) -> Result<Vec<String>, Error> {
-        store(self, &handle)?.get_keys().map_err(Error::Other)
+    fn get_keys(
+        &mut self,
+        handle: Resource<OpenStore>,
+    ) -> wasmtime::Result<Result<Vec<String>, Error>> {
+        let faults = self.component.faults.clone();
+        guard(faults.as_deref(), Call::KvGetKeys, "", Error::Other, || {
+            store(self, &handle)?.get_keys().map_err(Error::Other)
+        })
     }
 
     fn drop(&mut self, handle: Resource<OpenStore>) -> wasmtime::Result<()> {

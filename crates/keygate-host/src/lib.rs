@@ -4,11 +4,13 @@
 //! Organised like Spin's factors: one module per capability
 //! ([`key_value`], [`sqlite`], [`variables`], [`outbound`], [`http_trigger`]),
 //! the [`manifest`] and [`runtime_config`] that configure them, and state in
-//! layers: process ([`engine`]), app ([`app`]), request ([`state`]).
+//! layers: process ([`engine`]), app ([`app`]), request ([`state`]). [`faults`]
+//! injects storage failures and crashes for reliability tests.
 
 pub mod app;
 pub mod bindings;
 pub mod engine;
+pub mod faults;
 pub mod http_trigger;
 pub mod key_value;
 pub mod manifest;

@@ -16,6 +16,7 @@ use wasmtime::component::Resource;
 
 use crate::bindings::fermyon::spin::sqlite as v2;
 use crate::bindings::spin::sqlite::sqlite as v3;
+use crate::faults::{Call, guard_async};
 use crate::key_value::describe;
 use crate::runtime_config::Location;
 use crate::state::RequestState;
@@ -614,14 +615,25 @@ impl v3::HostConnection for RequestState {
         handle: Resource<OpenConnection>,
         statement: String,
         parameters: Vec<v3::Value>,
-    ) -> Result<v3::QueryResult, v3::Error> {
+    ) -> wasmtime::Result<Result<v3::QueryResult, v3::Error>> {
         let params: Vec<SqlValue> = parameters.into_iter().map(Into::into).collect();
-        let conn = self.sqlite_conn(&handle)?;
-        conn.0
-            .execute(&statement, &params)
-            .await
-            .map(Into::into)
-            .map_err(v3::Error::Io)
+        let faults = self.component.faults.clone();
+        let run = async {
+            let conn = self.sqlite_conn(&handle)?;
+            conn.0
+                .execute(&statement, &params)
+                .await
+                .map(Into::into)
+                .map_err(v3::Error::Io)
+        };
+        guard_async(
+            faults.as_deref(),
+            Call::SqliteExecute,
+            &statement,
+            v3::Error::Io,
+            run,
+        )
+        .await
     }
 
     fn last_insert_rowid(&mut self, handle: Resource<OpenConnection>) -> i64 {
@@ -652,14 +664,25 @@ impl v2::HostConnection for RequestState {
         handle: Resource<OpenConnection>,
         statement: String,
         parameters: Vec<v2::Value>,
-    ) -> Result<v2::QueryResult, v2::Error> {
+    ) -> wasmtime::Result<Result<v2::QueryResult, v2::Error>> {
         let params: Vec<SqlValue> = parameters.into_iter().map(Into::into).collect();
-        let conn = self.sqlite_conn(&handle)?;
-        conn.0
-            .execute(&statement, &params)
-            .await
-            .map(Into::into)
-            .map_err(v2::Error::Io)
+        let faults = self.component.faults.clone();
+        let run = async {
+            let conn = self.sqlite_conn(&handle)?;
+            conn.0
+                .execute(&statement, &params)
+                .await
+                .map(Into::into)
+                .map_err(v2::Error::Io)
+        };
+        guard_async(
+            faults.as_deref(),
+            Call::SqliteExecute,
+            &statement,
+            v2::Error::Io,
+            run,
+        )
+        .await
     }
 
     fn drop(&mut self, handle: Resource<OpenConnection>) -> wasmtime::Result<()> {

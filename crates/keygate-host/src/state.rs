@@ -9,6 +9,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::faults::Faults;
 use crate::key_value::KeyValueStore;
 use crate::outbound::OutboundHttp;
 use crate::sqlite::Database;
@@ -23,6 +24,8 @@ pub struct ComponentContext {
     pub variables: Arc<ComponentVariables>,
     pub environment: Vec<(String, String)>,
     pub outbound: OutboundHttp,
+    /// Test-only fault rules (`--fail`, `--crash-after`); `None` in normal runs.
+    pub faults: Option<Arc<Faults>>,
 }
 
 /// The data of one request's `Store`.

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 
 use crate::app::{self, LoadOptions};
 use crate::engine;
+use crate::faults::Faults;
 use crate::http_trigger::HttpTrigger;
 use crate::manifest;
 use crate::variables::VariableSources;
@@ -65,6 +66,17 @@ pub struct UpArgs {
     /// Compile cache folder [default: `<state-dir>/cache`].
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
+    /// For tests: make one storage call fail, e.g. `kv.set:2` (the 2nd
+    /// kv.set), `sqlite.execute:~INSERT INTO api_keys` (the first statement
+    /// containing that text), `*:5` (the 5th storage call of any kind).
+    /// Calls: kv.get, kv.set, kv.delete, kv.exists, kv.get-keys,
+    /// sqlite.execute, *. Each rule fires once. Also `KEYGATE_FAULTS`.
+    #[arg(long = "fail", value_name = "CALL:N|CALL:~TEXT")]
+    pub fail: Vec<String>,
+    /// For tests: let that storage call succeed, then trap the request (a
+    /// crash mid-operation: 500, nothing after it runs). Same syntax as --fail.
+    #[arg(long = "crash-after", value_name = "CALL:N|CALL:~TEXT")]
+    pub crash_after: Vec<String>,
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -88,11 +100,23 @@ fn up(args: UpArgs) -> Result<()> {
             .clone()
             .unwrap_or_else(|| state_dir.join("cache"))
     });
+    let faults = Faults::from_flags(
+        &args.fail,
+        &args.crash_after,
+        std::env::var("KEYGATE_FAULTS").ok().as_deref(),
+    )?
+    .map(Arc::new);
+    if let Some(faults) = &faults {
+        for rule in faults.rules() {
+            eprintln!("keygate-host: warning: fault injection on: {rule}");
+        }
+    }
     let options = LoadOptions {
         state_dir,
         runtime_config_file: args.runtime_config_file.clone(),
         variables: VariableSources::from_process(parse_variable_flags(&args.variables)?),
         cache_dir,
+        faults,
     };
 
     let engine = engine::new_engine()?;

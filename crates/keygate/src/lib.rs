@@ -21,32 +21,48 @@
 //!
 //! # Write order, and why
 //!
-//! The two stores cannot share a transaction, so each operation orders its
-//! writes such that a failure between any two of them leaves nothing a
-//! caller could exploit, and a retry finishes the job:
+//! The two stores cannot share a transaction (and Spin hands SQLite one
+//! statement per call), so each operation changes what callers can see in
+//! ONE SQL statement, with its audit entry in the same statement (by a
+//! trigger), and keeps the KV index around it such that a failure or a crash
+//! between any two calls leaves nothing a caller could exploit or see half
+//! done, and a retry finishes the job. `docs/reliability.md` shows this
+//! holding with a failure and a crash injected at every storage call.
 //!
-//! - **Create**: SQL row first — its unique index on the folded name decides
-//!   `name_taken`, race-free. Then the KV entry (the key verifies from here).
-//!   Then `key.created`. If anything after the row fails, the KV entry and
-//!   the row are removed again and the caller gets the error; the secret was
-//!   never shown, so a leftover from a failed undo is unusable. After the KV
-//!   write `removed_users` is read once more, closing the race with a
-//!   webhook that removed the user meanwhile.
-//! - **Delete**: KV entry first, so the key stops verifying before anything
-//!   else (a failure later leaves a key that is still listed but never
-//!   verifies). Then `key.deleted` (at most one per key id), then the SQL
-//!   row. Repeating the call completes a deletion that failed part-way.
-//! - **Verify**: no write but the `key.used` audit insert; a trigger sets
-//!   `last_used_at` in the same statement. No SQL read at all.
-//! - **User removed**: `removed_users` first (the user can no longer act),
-//!   then per key the KV entry marked revoked FIRST — from that moment the
-//!   key fails verify — and then `revoked_at` in SQL, whose trigger writes
-//!   `key.revoked` in the same statement. Keys already revoked in SQL are
-//!   skipped on a retry, so no entry is written twice; `user.removed` is
-//!   unique per user; the response is stored per `webhook-id` last, so a
-//!   delivery that failed part-way is redone, never answered from a half
-//!   state.
-//!
+//! - **Verify** reads the KV entry (unknown, revoked and expired keys are
+//!   refused there) and then writes `key.used` only while the key's SQL row
+//!   exists and is not revoked; a trigger sets `last_used_at` in the same
+//!   statement. So a key verifies only while the overview shows it as active,
+//!   whatever the KV index says, and no `key.used` follows `key.deleted` or
+//!   `key.revoked`. No other SQL, and no SQL read, on the success path.
+//! - **Create**: KV entry first (it verifies nothing until the row exists),
+//!   then the row, inserted only if the user is not in `removed_users`, its
+//!   unique index deciding `name_taken` race-free and a trigger writing
+//!   `key.created`. If the insert fails or inserts nothing, the entry is
+//!   removed again (best effort: a leftover verifies nothing, and its secret
+//!   was never shown). A crash after the insert loses only the response: the
+//!   key exists and is audited, its secret is gone, and a retry hears
+//!   `name_taken` (the contract has no idempotency key for create).
+//! - **Delete**: one statement writes `key.deleted` if the row still exists,
+//!   and a trigger removes the row: the key leaves the overview and stops
+//!   verifying at once, with exactly one entry (of two racing deletes the
+//!   second hears `key_not_found`). Then the KV entry is removed; if that
+//!   fails the deletion still happened and the leftover verifies nothing.
+//! - **User removed**: `removed_users` first (the user can no longer act or
+//!   create keys), then per key `revoked_at` in SQL, whose trigger writes
+//!   `key.revoked` in the same statement (the key is refused from then on),
+//!   then the KV entry marked revoked (refused without SQL). Keys already
+//!   revoked are not revoked again on a retry, only marked in KV again, so no
+//!   entry is written twice; `user.removed` is unique per user; the response
+//!   is stored per `webhook-id` last, so a delivery that failed part-way is
+//!   redone, never answered from a half state.
+//! - **A create racing the removal of its user**: after the webhook's `200`
+//!   no key of that user verifies, including keys whose create raced it.
+//!   The create's insert reads `removed_users` in the same statement, so
+//!   either the removal committed first (nothing is inserted: `403
+//!   user_removed`) or the insert did (the removal's scan, which comes after
+//!   its own `removed_users` write, finds the row and revokes it).
+
 //! # Choices where the contract is silent
 //!
 //! - Unknown, repeated or empty query parameters are `invalid_query`, naming

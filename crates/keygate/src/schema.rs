@@ -15,7 +15,7 @@
 
 use crate::store::{Sql, StoreError};
 
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Schema version 1. `name_folded` is the Unicode-lower-cased name, computed
 /// in Rust: SQLite's `lower()` folds ASCII only, which would let "Ärger" and
@@ -142,8 +142,29 @@ pub const V3: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS api_keys_by_owner_created_at ON api_keys (created_by, created_at, id)",
 ];
 
+/// Schema version 4: creating and deleting a key are each one statement
+/// with their audit entry, as revoking already was, so no failure or crash
+/// between two calls can leave a key listed that the trail never saw created,
+/// or an entry for a deletion that did not happen.
+pub const V4: &[&str] = &[
+    "CREATE TRIGGER IF NOT EXISTS api_keys_creation_is_audited
+        AFTER INSERT ON api_keys
+        BEGIN
+            INSERT INTO audit_log (at, user, action, key_id, key_name, details)
+            VALUES (NEW.created_at, NEW.created_by, 'key.created', NEW.id, NEW.name, '{}');
+        END",
+    // `key.deleted` names the acting user, which only the insert knows: the
+    // entry removes the key, rather than the removal writing the entry.
+    "CREATE TRIGGER IF NOT EXISTS audit_key_deleted_removes_the_key
+        AFTER INSERT ON audit_log
+        WHEN NEW.action = 'key.deleted'
+        BEGIN
+            DELETE FROM api_keys WHERE id = NEW.key_id;
+        END",
+];
+
 /// Each version's statements, in order.
-const MIGRATIONS: &[(i64, &[&str])] = &[(1, V1), (2, V2), (3, V3)];
+const MIGRATIONS: &[(i64, &[&str])] = &[(1, V1), (2, V2), (3, V3), (4, V4)];
 
 pub fn user_version(sql: &dyn Sql) -> Result<i64, StoreError> {
     sql.execute("PRAGMA user_version", &[])?.scalar_int()
@@ -202,7 +223,7 @@ mod tests {
         );
         let indexes = names(&sql, "index");
         let triggers = names(&sql, "trigger");
-        assert_eq!(triggers.len(), 5);
+        assert_eq!(triggers.len(), 7);
         migrate(&sql).unwrap();
         assert_eq!(user_version(&sql).unwrap(), SCHEMA_VERSION);
         assert_eq!(names(&sql, "index"), indexes);

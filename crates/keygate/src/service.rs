@@ -15,7 +15,7 @@ use crate::store::{KeyValue, Row, Sql, SqlValue, StoreError};
 use crate::validate::fold_name;
 
 /// The verify index entry, stored as JSON under `key:<sha256 hex>`:
-/// everything verify decides on, so it needs no SQL read.
+/// everything verify decides on; the only SQL it touches is its `key.used` insert.
 #[derive(Debug, Serialize, Deserialize)]
 struct IndexEntry {
     key_id: String,
@@ -33,6 +33,12 @@ const KEY_COLUMNS: &str = "id, name, description, created_by, created_at, last_u
 
 const INSERT_AUDIT: &str = "INSERT INTO audit_log (at, user, action, key_id, key_name, details) \
                             VALUES (?, ?, ?, ?, ?, ?)";
+
+/// Verify's one statement: `key.used`, only while the key's row exists and is
+/// not revoked (the last parameter is the key id).
+const INSERT_KEY_USED: &str = "INSERT INTO audit_log (at, user, action, key_id, key_name, details) \
+     SELECT ?, ?, ?, ?, ?, ? \
+     WHERE EXISTS (SELECT 1 FROM api_keys WHERE id = ? AND revoked_at IS NULL) RETURNING id";
 
 /// keygate's operations over a key-value store and a SQLite database.
 /// `now` (Unix seconds) is a parameter everywhere so tests own the clock.
@@ -53,10 +59,12 @@ impl<'a> KeyService<'a> {
         Ok(schema::migrate(self.sql)?)
     }
 
-    /// `POST /api/keys`. Write order: SQL row (the unique index decides
-    /// `name_taken`, also under races), KV index entry, a second look at
-    /// `removed_users`, `key.created`. A failure after the row undoes what
-    /// was written (KV first), so no half-created key is left.
+    /// `POST /api/keys`. Write order: the KV index entry, then one SQL
+    /// statement that inserts the row only if the user is not removed (the
+    /// unique index decides `name_taken`, also under races) and, by a
+    /// trigger, writes `key.created`. The key exists from that statement on,
+    /// all at once; before it, the entry verifies nothing (verify needs the
+    /// row). If the statement does not insert, the entry is removed again.
     pub fn create_key(
         &self,
         user: &ActingUser,
@@ -79,65 +87,46 @@ impl<'a> KeyService<'a> {
             revoked_reason: None,
             hint: secret.hint(),
         };
-        self.sql
-            .execute(
-                "INSERT INTO api_keys (id, name, name_folded, description, key_hash, hint, \
-                 created_by, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                &[
-                    SqlValue::text(&key.id),
-                    SqlValue::text(&key.name),
-                    SqlValue::text(fold_name(&key.name)),
-                    SqlValue::opt_text(key.description.as_deref()),
-                    SqlValue::text(hash.to_hex()),
-                    SqlValue::text(&key.hint),
-                    SqlValue::text(&key.created_by),
-                    SqlValue::Integer(now),
-                    SqlValue::opt_int(key.expires_at),
-                ],
-            )
-            .map_err(|e| {
-                if e.is_name_taken() {
-                    Error::NameTaken
-                } else {
-                    Error::Storage(e)
-                }
-            })?;
-        let entry = IndexEntry {
-            key_id: key.id.clone(),
-            owner: key.created_by.clone(),
-            name: key.name.clone(),
-            expires_at: key.expires_at,
-            revoked: false,
+        self.put_entry(
+            &hash,
+            &IndexEntry {
+                key_id: key.id.clone(),
+                owner: key.created_by.clone(),
+                name: key.name.clone(),
+                expires_at: key.expires_at,
+                revoked: false,
+            },
+        )?;
+        // `removed_users` is read in the insert itself: a webhook that removed
+        // the user since `authorize` either committed first (nothing is
+        // inserted) or scans for the user's keys after this row exists.
+        let inserted = self.sql.execute(
+            "INSERT INTO api_keys (id, name, name_folded, description, key_hash, hint, \
+             created_by, created_at, expires_at) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? \
+             WHERE NOT EXISTS (SELECT 1 FROM removed_users WHERE user_id = ?) RETURNING id",
+            &[
+                SqlValue::text(&key.id),
+                SqlValue::text(&key.name),
+                SqlValue::text(fold_name(&key.name)),
+                SqlValue::opt_text(key.description.as_deref()),
+                SqlValue::text(hash.to_hex()),
+                SqlValue::text(&key.hint),
+                SqlValue::text(&key.created_by),
+                SqlValue::Integer(now),
+                SqlValue::opt_int(key.expires_at),
+                SqlValue::text(&key.created_by),
+            ],
+        );
+        let error = match inserted {
+            Ok(rows) if !rows.rows.is_empty() => return Ok(CreatedKey { key, secret }),
+            Ok(_) => Error::UserRemoved,
+            Err(e) if e.is_name_taken() => Error::NameTaken,
+            Err(e) => Error::Storage(e),
         };
-        let finish = || -> Result<(), Error> {
-            self.put_entry(&hash, &entry)?;
-            // The webhook may have removed the user since `authorize`, and
-            // scanned for their keys before this row existed: look again now
-            // that the entry is written. (If it removes them after this
-            // look, its scan finds this key and revokes it.)
-            if self.is_removed(user.as_str())? {
-                return Err(Error::UserRemoved);
-            }
-            self.audit(
-                now,
-                user.as_str(),
-                AuditAction::KeyCreated,
-                Some((&key.id, &key.name)),
-                json!({}),
-            )?;
-            Ok(())
-        };
-        if let Err(e) = finish() {
-            // Best effort: the secret was never shown, so what an undo
-            // failure leaves behind cannot be used by anyone.
-            let _ = self.kv.delete(&hash.kv_key());
-            let _ = self.sql.execute(
-                "DELETE FROM api_keys WHERE id = ?",
-                &[SqlValue::text(&key.id)],
-            );
-            return Err(e);
-        }
-        Ok(CreatedKey { key, secret })
+        // Best effort: without its row the entry verifies nothing, and the
+        // secret was never shown.
+        let _ = self.kv.delete(&hash.kv_key());
+        Err(error)
     }
 
     /// `GET /api/keys/{id}`.
@@ -192,11 +181,12 @@ impl<'a> KeyService<'a> {
         ))
     }
 
-    /// `DELETE /api/keys/{id}`. Write order: KV entry (the key stops
-    /// verifying before anything else happens), `key.deleted` (written only
-    /// if this key has none yet), SQL row. Each step is safe to repeat, so
-    /// after a failure part-way a retry completes the deletion with exactly
-    /// one audit entry; a key whose deletion failed part-way never verifies.
+    /// `DELETE /api/keys/{id}`. One SQL statement writes `key.deleted` if
+    /// the row still exists, and a trigger removes the row in it: from then
+    /// on the key is gone from the overview and no longer verifies (verify
+    /// needs the row), all at once, with exactly one audit entry. Then the
+    /// KV entry is removed; if that fails the deletion still happened, and
+    /// the leftover entry verifies nothing.
     pub fn delete_key(&self, user: &ActingUser, id: &str, now: i64) -> Result<(), Error> {
         self.authorize(user)?;
         if !is_key_id(id) {
@@ -208,11 +198,10 @@ impl<'a> KeyService<'a> {
         )?;
         let row = rows.first().ok_or(Error::KeyNotFound)?;
         let (name, hash) = (row.text(0)?, row.text(1)?);
-        self.kv.delete(&format!("key:{hash}"))?;
-        self.sql.execute(
+        let deleted = self.sql.execute(
             "INSERT INTO audit_log (at, user, action, key_id, key_name, details) \
-             SELECT ?, ?, 'key.deleted', ?, ?, '{}' WHERE NOT EXISTS \
-             (SELECT 1 FROM audit_log WHERE key_id = ? AND action = 'key.deleted')",
+             SELECT ?, ?, 'key.deleted', ?, ?, '{}' \
+             WHERE EXISTS (SELECT 1 FROM api_keys WHERE id = ?) RETURNING id",
             &[
                 SqlValue::Integer(now),
                 SqlValue::text(user.as_str()),
@@ -221,8 +210,11 @@ impl<'a> KeyService<'a> {
                 SqlValue::text(id),
             ],
         )?;
-        self.sql
-            .execute("DELETE FROM api_keys WHERE id = ?", &[SqlValue::text(id)])?;
+        if deleted.rows.is_empty() {
+            // Another request deleted it in between, and audited it.
+            return Err(Error::KeyNotFound);
+        }
+        let _ = self.kv.delete(&format!("key:{hash}"));
         Ok(())
     }
 
@@ -269,10 +261,14 @@ impl<'a> KeyService<'a> {
     }
 
     /// `/api/verify`. A malformed key is refused without touching storage;
-    /// otherwise one KV read decides, and a valid key costs exactly one SQL
-    /// statement: the `key.used` insert, whose trigger sets `last_used_at`.
-    /// If that insert cannot be recorded the key is not reported valid:
-    /// every use of a key must be in the audit trail.
+    /// otherwise one KV read finds the key and refuses unknown, revoked and
+    /// expired ones, and a valid key costs exactly one SQL statement: the
+    /// `key.used` insert, whose trigger sets `last_used_at`. That insert
+    /// happens only while the key's row exists and is not revoked, so a
+    /// verify racing a delete or a revocation (or finding an index entry a
+    /// failed create or delete left behind) answers 401, and no `key.used`
+    /// ever follows `key.deleted` or `key.revoked`. If the use cannot be
+    /// recorded the key is not reported valid: every use must be audited.
     pub fn verify(
         &self,
         presented: Option<&str>,
@@ -295,21 +291,40 @@ impl<'a> KeyService<'a> {
             "path": context.path,
             "source_ip": context.source_ip,
         });
-        let params = audit_params(
+        let [at, owner, action, key_id, key_name, details] = audit_params(
             now,
             &entry.owner,
             AuditAction::KeyUsed,
             Some((&entry.key_id, &entry.name)),
             &details,
         );
-        match self.sql.execute(INSERT_AUDIT, &params) {
+        let params = [
+            at,
+            owner,
+            action,
+            key_id,
+            key_name,
+            details,
+            SqlValue::text(&entry.key_id),
+        ];
+        let recorded = match self.sql.execute(INSERT_KEY_USED, &params) {
             Err(e) if e.is_missing_schema() => {
                 schema::migrate(self.sql)?;
-                self.sql.execute(INSERT_AUDIT, &params)?;
+                self.sql.execute(INSERT_KEY_USED, &params)?
             }
-            other => {
-                other?;
-            }
+            other => other?,
+        };
+        if recorded.rows.is_empty() {
+            // Deleted or revoked since the entry was read (or the entry is a
+            // leftover of a failed create or delete): say which.
+            let row = self.sql.execute(
+                "SELECT revoked_at IS NOT NULL FROM api_keys WHERE id = ?",
+                &[SqlValue::text(&entry.key_id)],
+            )?;
+            return Err(match row.first() {
+                Some(row) if row.int(0)? != 0 => Error::RevokedKey,
+                _ => Error::UnknownKey,
+            });
         }
         Ok(Verified {
             key_id: entry.key_id,
@@ -322,12 +337,14 @@ impl<'a> KeyService<'a> {
     /// The `user.removed` webhook, after its signature was checked.
     ///
     /// Write order: `removed_users` first (from then on the user cannot act
-    /// or create keys); per key, the KV entry marked revoked FIRST (verify
-    /// refuses it from that moment), then `revoked_at` in SQL, whose trigger
-    /// writes `key.revoked` in the same statement; then `user.removed` (at
-    /// most once per user, by a unique index); then the stored response for
-    /// this `webhook-id`. A retry after a failure anywhere finds the keys
-    /// not yet revoked in SQL and finishes them, without duplicate entries.
+    /// or create keys); per key, `revoked_at` in SQL, whose trigger writes
+    /// `key.revoked` in the same statement (verify refuses the key from that
+    /// moment, as it records a use only of a key not revoked), then the KV
+    /// entry marked revoked (so verify refuses it without SQL); then
+    /// `user.removed` (at most once per user, by a unique index); then the
+    /// stored response for this `webhook-id`. A retry after a failure
+    /// anywhere revokes the keys not yet revoked and marks every key of the
+    /// user in KV again, without duplicate entries.
     ///
     /// `revoked_keys` counts the keys the removal revoked: for the delivery
     /// that removed the user (and its retries) all of them; for a later,
@@ -367,15 +384,29 @@ impl<'a> KeyService<'a> {
             .ok_or_else(|| StoreError::new("removed user row vanished"))?
             .text(0)?;
 
+        // Every key of the user, revoked ones included: a retry marks in KV
+        // what a failed attempt revoked in SQL only.
         let keys = self.sql.execute(
-            "SELECT id, name, key_hash, expires_at FROM api_keys \
-             WHERE created_by = ? AND revoked_at IS NULL ORDER BY id",
+            "SELECT id, name, key_hash, expires_at, revoked_at IS NULL FROM api_keys \
+             WHERE created_by = ? ORDER BY id",
             &[SqlValue::text(user_id)],
         )?;
         let mut revoked_now = 0;
         for row in keys.iter() {
             let (id, name, hash, expires_at) =
                 (row.text(0)?, row.text(1)?, row.text(2)?, row.opt_int(3)?);
+            if row.int(4)? != 0 {
+                let updated = self.sql.execute(
+                    "UPDATE api_keys SET revoked_at = ?, revoked_reason = ? \
+                     WHERE id = ? AND revoked_at IS NULL RETURNING id",
+                    &[
+                        SqlValue::Integer(now),
+                        SqlValue::text(OWNER_REMOVED),
+                        SqlValue::text(&id),
+                    ],
+                )?;
+                revoked_now += updated.rows.len() as u64;
+            }
             let entry = IndexEntry {
                 key_id: id.clone(),
                 owner: user_id.to_owned(),
@@ -384,16 +415,6 @@ impl<'a> KeyService<'a> {
                 revoked: true,
             };
             self.kv.set(&format!("key:{hash}"), &entry_bytes(&entry))?;
-            let updated = self.sql.execute(
-                "UPDATE api_keys SET revoked_at = ?, revoked_reason = ? \
-                 WHERE id = ? AND revoked_at IS NULL RETURNING id",
-                &[
-                    SqlValue::Integer(now),
-                    SqlValue::text(OWNER_REMOVED),
-                    SqlValue::text(&id),
-                ],
-            )?;
-            revoked_now += updated.rows.len() as u64;
         }
 
         let revoked_keys = if removed_by == webhook_id {
@@ -463,19 +484,6 @@ impl<'a> KeyService<'a> {
                     .map_err(|_| StoreError::new("unreadable key index entry"))
             })
             .transpose()
-    }
-
-    fn audit(
-        &self,
-        at: i64,
-        user: &str,
-        action: AuditAction,
-        key: Option<(&str, &str)>,
-        details: serde_json::Value,
-    ) -> Result<(), StoreError> {
-        self.sql
-            .execute(INSERT_AUDIT, &audit_params(at, user, action, key, &details))
-            .map(drop)
     }
 }
 

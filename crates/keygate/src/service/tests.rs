@@ -267,7 +267,7 @@ fn create_with_a_failing_audit_write_leaves_no_key_behind() {
 }
 
 #[test]
-fn create_with_a_failing_row_insert_writes_nothing_else() {
+fn create_with_a_failing_row_insert_removes_its_kv_entry_again() {
     let w = World::new();
     w.service().migrate().unwrap();
     w.sql.fail_nth_matching("INSERT INTO api_keys", 1);
@@ -275,8 +275,34 @@ fn create_with_a_failing_row_insert_writes_nothing_else() {
         w.service().create_key(&user("u"), new_key("k"), NOW),
         "storage_unavailable",
     );
-    assert!(w.kv.calls().is_empty());
+    let ops: Vec<KvOp> = w.kv.calls().into_iter().map(|(op, _)| op).collect();
+    assert_eq!(ops, [KvOp::Set, KvOp::Delete]);
+    assert!(w.kv.inner().keys().is_empty());
+    assert_eq!(w.count("api_keys"), 0);
     assert_eq!(w.count("audit_log"), 0);
+}
+
+#[test]
+fn a_created_key_and_its_audit_entry_are_one_statement() {
+    let w = World::new();
+    w.service().migrate().unwrap();
+    w.sql.clear_statements();
+    let k = w.create("u", "k");
+    let writes: Vec<String> = w
+        .sql
+        .statements()
+        .into_iter()
+        .filter(|s| !s.starts_with("SELECT") && !s.starts_with("PRAGMA"))
+        .collect();
+    assert_eq!(writes.len(), 1, "{writes:?}");
+    assert!(writes[0].starts_with("INSERT INTO api_keys"), "{writes:?}");
+    let created = &w.audit("action=key.created")[0];
+    assert_eq!(
+        (created.user.as_str(), created.at, created.key_id.as_deref()),
+        ("u", NOW, Some(k.key.id.as_str()))
+    );
+    assert_eq!(created.key_name.as_deref(), Some("k"));
+    assert_eq!(created.details, json!({}));
 }
 
 #[test]
@@ -456,25 +482,63 @@ fn unknown_expired_and_revoked_keys_are_decided_from_the_kv_entry_alone() {
 }
 
 #[test]
-fn verify_on_a_database_without_schema_migrates_and_records_the_use() {
+fn verify_on_a_database_without_schema_migrates_and_refuses_a_key_without_a_row() {
     let w = World::new();
     let k = w.create("u", "k");
-    // Same key-value store, a brand-new database.
+    // Same key-value store, a brand-new database: the entry alone is not enough.
     let fresh = SqliteSql::new();
     let s = KeyService::new(&w.kv, &fresh);
-    s.verify(Some(k.secret.expose_secret()), &ctx(), NOW)
-        .unwrap();
+    assert_err(
+        s.verify(Some(k.secret.expose_secret()), &ctx(), NOW),
+        "unknown_key",
+    );
     assert_eq!(
         schema::user_version(&fresh).unwrap(),
         schema::SCHEMA_VERSION
     );
     let used = fresh
-        .execute("SELECT user, action FROM audit_log", &[])
+        .execute("SELECT count(*) FROM audit_log", &[])
         .unwrap();
-    assert_eq!(
-        used.rows,
-        vec![vec![SqlValue::text("u"), SqlValue::text("key.used")]]
-    );
+    assert_eq!(used.scalar_int().unwrap(), 0);
+}
+
+/// A verify whose KV read saw the key as it was before `interleave` ran.
+fn verify_interleaved<'w>(
+    w: &'w World,
+    k: &CreatedKey,
+    interleave: impl FnOnce() + 'w,
+) -> Result<Verified, Error> {
+    let both = Interleave {
+        world: w,
+        matches: Box::new(|call| {
+            call.contains("'key.used'") || call.contains("INSERT INTO audit_log")
+        }),
+        remaining: RefCell::new(1),
+        hook: RefCell::new(Some(Box::new(interleave))),
+    };
+    let result = KeyService::new(&both, &both).verify(Some(k.secret.expose_secret()), &ctx(), NOW);
+    assert!(both.hook.borrow().is_none(), "the interleaved call ran");
+    result
+}
+
+#[test]
+fn a_verify_racing_a_delete_or_a_revocation_records_no_use_after_it() {
+    let w = World::new();
+    let k = w.create("u", "k");
+    let result = verify_interleaved(&w, &k, || {
+        w.service()
+            .delete_key(&user("admin"), &k.key.id, NOW)
+            .unwrap();
+    });
+    assert_err(result, "unknown_key");
+    assert!(w.audit("action=key.used").is_empty());
+
+    let k = w.create("leaver", "k2");
+    let result = verify_interleaved(&w, &k, || {
+        w.service().remove_user("leaver", "msg_1", NOW).unwrap();
+    });
+    assert_err(result, "revoked_key");
+    assert!(w.audit("action=key.used").is_empty());
 }
 
 #[test]
@@ -519,42 +583,61 @@ fn deleting_removes_the_key_from_verify_and_the_overview() {
 }
 
 #[test]
-fn delete_failing_after_the_kv_delete_leaves_a_key_that_no_longer_verifies() {
-    for failing in ["DELETE FROM api_keys", "'key.deleted'"] {
-        let w = World::new();
-        let k = w.create("u", "k");
-        w.sql.fail_nth_matching(failing, 1);
-        assert_err(
-            w.service().delete_key(&user("admin"), &k.key.id, NOW),
-            "storage_unavailable",
-        );
-        assert_err(w.verify(&k), "unknown_key");
-        assert_eq!(
-            w.get(&k.key.id).unwrap().name,
-            "k",
-            "still listed after {failing} failed"
-        );
-        // Retrying completes the deletion, with one audit entry.
-        w.service()
-            .delete_key(&user("admin"), &k.key.id, NOW)
-            .unwrap();
-        assert_err(w.get(&k.key.id), "key_not_found");
-        assert_eq!(w.audit("action=key.deleted").len(), 1, "{failing}");
-    }
-}
-
-#[test]
-fn delete_with_a_failing_kv_delete_changes_nothing() {
+fn delete_with_a_failing_statement_changes_nothing_and_the_retry_completes_it() {
     let w = World::new();
     let k = w.create("u", "k");
-    w.kv.fail_nth(KvOp::Delete, 1);
+    w.sql.fail_nth_matching("'key.deleted'", 1);
     assert_err(
         w.service().delete_key(&user("admin"), &k.key.id, NOW),
         "storage_unavailable",
     );
-    assert!(w.verify(&k).is_ok());
-    assert!(w.get(&k.key.id).is_ok());
+    assert!(w.verify(&k).is_ok(), "still listed, still verifies");
+    assert_eq!(w.get(&k.key.id).unwrap().status, KeyStatus::Active);
     assert!(w.audit("action=key.deleted").is_empty());
+    w.service()
+        .delete_key(&user("admin"), &k.key.id, NOW)
+        .unwrap();
+    assert_err(w.get(&k.key.id), "key_not_found");
+    assert_err(w.verify(&k), "unknown_key");
+    assert_eq!(w.audit("action=key.deleted").len(), 1);
+}
+
+#[test]
+fn delete_with_a_failing_kv_delete_still_deletes_and_the_leftover_verifies_nothing() {
+    let w = World::new();
+    let k = w.create("u", "k");
+    w.kv.fail_nth(KvOp::Delete, 1);
+    w.service()
+        .delete_key(&user("admin"), &k.key.id, NOW)
+        .unwrap();
+    assert_eq!(w.kv.inner().keys(), [k.secret.hash().kv_key()], "leftover");
+    assert_err(w.verify(&k), "unknown_key");
+    assert_err(w.get(&k.key.id), "key_not_found");
+    assert_eq!(w.audit("action=key.deleted").len(), 1);
+    assert!(w.audit("action=key.used").is_empty());
+}
+
+#[test]
+fn two_deletes_of_one_key_audit_it_once() {
+    let w = World::new();
+    let k = w.create("u", "k");
+    let both = Interleave {
+        world: &w,
+        matches: Box::new(|call| call.contains("'key.deleted'")),
+        remaining: RefCell::new(1),
+        hook: RefCell::new(Some(Box::new(|| {
+            w.service()
+                .delete_key(&user("first"), &k.key.id, NOW)
+                .unwrap();
+        }))),
+    };
+    assert_err(
+        KeyService::new(&both, &both).delete_key(&user("second"), &k.key.id, NOW),
+        "key_not_found",
+    );
+    let deleted = w.audit("action=key.deleted");
+    assert_eq!(deleted.len(), 1);
+    assert_eq!(deleted[0].user, "first");
 }
 
 #[test]
@@ -661,13 +744,24 @@ fn a_removal_failing_part_way_is_finished_by_the_retry_without_duplicates() {
             w.service().remove_user("leaver", "msg_1", NOW),
             "storage_unavailable",
         );
-        // A key whose KV entry was marked revoked already fails verify,
-        // though its SQL row was not updated (keys are processed by id).
-        if point == "second SQL revoke" {
-            let mut by_id: Vec<&CreatedKey> = keys.iter().collect();
-            by_id.sort_by(|a, b| a.key.id.cmp(&b.key.id));
+        // Each key is revoked and refused, or active and verifying; never
+        // one without the other (keys are processed by id).
+        let mut by_id: Vec<&CreatedKey> = keys.iter().collect();
+        by_id.sort_by(|a, b| a.key.id.cmp(&b.key.id));
+        for k in &by_id {
+            let status = w.get(&k.key.id).unwrap().status;
+            match w.verify(k) {
+                Ok(_) => assert_eq!(status, KeyStatus::Active, "{point}"),
+                Err(e) => {
+                    assert_eq!(e.code(), "revoked_key", "{point}");
+                    assert_eq!(status, KeyStatus::Revoked, "{point}");
+                }
+            }
+        }
+        if point == "second KV revoke" {
+            // Revoked in SQL, not yet marked in KV: refused all the same.
+            assert_eq!(w.get(&by_id[1].key.id).unwrap().status, KeyStatus::Revoked);
             assert_err(w.verify(by_id[1]), "revoked_key");
-            assert_eq!(w.get(&by_id[1].key.id).unwrap().status, KeyStatus::Active);
         }
         let response = w
             .service()
