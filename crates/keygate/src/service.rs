@@ -151,7 +151,11 @@ impl<'a> KeyService<'a> {
         now: i64,
     ) -> Result<Page<KeyView>, Error> {
         self.authorize(user)?;
-        let (filter, mut params) = list_filter(query, now);
+        let name_index = match &query.name {
+            Some(name) => self.name_index_narrows(&fold_name(name))?,
+            None => false,
+        };
+        let (filter, mut params) = list_filter(query, now, name_index);
         let total = match counted_total(query, now) {
             Some((sql, count_params)) => self.sql.execute(&sql, &count_params)?,
             None => self
@@ -179,6 +183,29 @@ impl<'a> KeyService<'a> {
             query.per_page,
             total.max(0) as u64,
         ))
+    }
+
+    /// Whether the trigram index narrows a name filter: only for needles of
+    /// three or more characters (shorter ones have no trigram), and only when
+    /// it finds fewer than [`NAME_INDEX_MAX_CANDIDATES`] keys. A needle most
+    /// names contain is cheaper to check name by name than to look up key by
+    /// key (100,000 matches: 10 ms against 70 ms).
+    fn name_index_narrows(&self, needle: &str) -> Result<bool, Error> {
+        if needle.chars().count() < 3 {
+            return Ok(false);
+        }
+        let candidates = self
+            .sql
+            .execute(
+                "SELECT count(*) FROM (SELECT 1 FROM api_keys_name_search \
+                 WHERE api_keys_name_search MATCH ? LIMIT ?)",
+                &[
+                    SqlValue::text(fts_phrase(needle)),
+                    SqlValue::Integer(NAME_INDEX_MAX_CANDIDATES),
+                ],
+            )?
+            .scalar_int()?;
+        Ok(candidates < NAME_INDEX_MAX_CANDIDATES)
     }
 
     /// `DELETE /api/keys/{id}`. One SQL statement writes `key.deleted` if
@@ -536,12 +563,22 @@ fn page_params(page: u32, per_page: u32) -> [SqlValue; 2] {
 
 /// ` WHERE …` (or nothing) and its parameters. Only fixed SQL fragments are
 /// joined; every user-supplied value is a bound parameter.
-pub(crate) fn list_filter(q: &ListQuery, now: i64) -> (String, Vec<SqlValue>) {
+/// With `name_index`, the name filter takes its candidates from the trigram
+/// index; either way `instr` decides, so the answer is the same.
+pub(crate) fn list_filter(q: &ListQuery, now: i64, name_index: bool) -> (String, Vec<SqlValue>) {
     let mut clauses: Vec<&str> = Vec::new();
     let mut params = Vec::new();
     if let Some(name) = &q.name {
+        let needle = fold_name(name);
+        if name_index {
+            clauses.push(
+                "rowid IN (SELECT rowid FROM api_keys_name_search \
+                 WHERE api_keys_name_search MATCH ?)",
+            );
+            params.push(SqlValue::text(fts_phrase(&needle)));
+        }
         clauses.push("instr(name_folded, ?) > 0");
-        params.push(SqlValue::text(fold_name(name)));
+        params.push(SqlValue::text(needle));
     }
     if let Some(user) = &q.created_by {
         clauses.push("created_by = ?");
@@ -572,6 +609,14 @@ pub(crate) fn list_filter(q: &ListQuery, now: i64) -> (String, Vec<SqlValue>) {
         params.push(SqlValue::Integer(since));
     }
     (where_clause(&clauses), params)
+}
+
+pub(crate) const NAME_INDEX_MAX_CANDIDATES: i64 = 1_000;
+
+/// `needle` as one FTS5 phrase: quoted, its own quotes doubled, so no
+/// character of a name is read as query syntax.
+fn fts_phrase(needle: &str) -> String {
+    format!("\"{}\"", needle.replace('"', "\"\""))
 }
 
 /// The overview's `total` from `key_counts` (schema v2) when the query

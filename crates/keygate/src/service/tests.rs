@@ -951,12 +951,14 @@ fn filters_are_bound_parameters_never_sql_text() {
         unused_since: Some(3),
         ..ListQuery::default()
     };
-    let (sql, params) = list_filter(&q, NOW);
+    let (sql, params) = list_filter(&q, NOW, true);
     assert!(!sql.contains('\'') && !sql.contains("DROP"), "{sql}");
     assert_eq!(sql.matches('?').count(), params.len());
-    assert_eq!(params[0], SqlValue::text("x' or '1'='1"));
+    // The trigram index's phrase, quoted, then the exact `instr` needle.
+    assert_eq!(params[0], SqlValue::text("\"x' or '1'='1\""));
+    assert_eq!(params[1], SqlValue::text("x' or '1'='1"));
     assert_eq!(
-        list_filter(&ListQuery::default(), NOW),
+        list_filter(&ListQuery::default(), NOW, false),
         (String::new(), vec![])
     );
     let (sql, params) = audit_filter(&AuditQuery {
@@ -1109,7 +1111,7 @@ fn counted_totals_match_a_full_count_through_creates_deletes_revocations_and_exp
             let query = parse_list_query(q).unwrap();
             assert!(counted_total(&query, now).is_some(), "{q}");
             let page = w.service().list_keys(&user("admin"), &query, now).unwrap();
-            let (filter, params) = list_filter(&query, now);
+            let (filter, params) = list_filter(&query, now, false);
             let full = w
                 .sql
                 .execute(&format!("SELECT count(*) FROM api_keys{filter}"), &params)
@@ -1151,4 +1153,208 @@ fn a_version_1_database_is_counted_correctly_after_the_upgrade() {
     w.create("bob", "b2");
     assert_eq!(w.list("").total, 4);
     assert_eq!(w.list("created_by=bob").total, 2);
+}
+
+#[test]
+fn the_name_filter_finds_exactly_the_names_containing_the_needle() {
+    let w = World::new();
+    let names = [
+        "orders-sync",
+        "Orders export",
+        "ärger-bot",
+        "ÄRGERLICH",
+        "say \"hi\" bot",
+        "a*b OR c",
+        "nightly ord",
+        "x",
+        "ab",
+    ];
+    let mut ids = std::collections::HashMap::new();
+    for name in names {
+        ids.insert(name, w.create("ann", name).key.id);
+    }
+    let doomed = w.create("ann", "orders-old");
+    w.service()
+        .delete_key(&user("ann"), &doomed.key.id, NOW)
+        .unwrap();
+    for needle in [
+        "ord", "ORDERS", "rders-s", "ärger", "ÄRG", "\"hi\"", "\"", "*b OR", "OR", "x", "ab", "b",
+        "zzz", "sync\"", "s-s",
+    ] {
+        let folded = needle.to_lowercase();
+        let mut expected: Vec<&String> = names
+            .iter()
+            .filter(|n| n.to_lowercase().contains(&folded))
+            .map(|n| &ids[n])
+            .collect();
+        expected.sort();
+        let query = format!("per_page=100&name={}", percent(needle));
+        let page = w.list(&query);
+        let mut got: Vec<&String> = page.items.iter().map(|k| &k.id).collect();
+        got.sort();
+        assert_eq!(got, expected, "name={needle}");
+        assert_eq!(page.total, expected.len() as u64, "name={needle}");
+    }
+}
+
+#[test]
+fn a_needle_most_names_contain_gives_the_same_answer_without_the_index() {
+    let w = World::new();
+    let many = NAME_INDEX_MAX_CANDIDATES as usize + 5;
+    for i in 0..many {
+        w.create("ann", &format!("bulk-{i:04}"));
+    }
+    w.create("ann", "other");
+    w.sql.clear_statements();
+    assert_eq!(w.list("name=bulk").total, many as u64);
+    assert!(
+        !w.sql.statements().iter().any(|s| s.contains("rowid IN")),
+        "a broad needle is checked name by name"
+    );
+    w.sql.clear_statements();
+    let page = w.list("name=ulk-100");
+    let mut names: Vec<&str> = page.items.iter().map(|k| k.name.as_str()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "bulk-1000",
+            "bulk-1001",
+            "bulk-1002",
+            "bulk-1003",
+            "bulk-1004"
+        ]
+    );
+    assert!(w.sql.statements().iter().any(|s| s.contains("rowid IN")));
+}
+
+#[test]
+fn keys_from_before_the_name_index_are_found_after_the_upgrade() {
+    let w = World::new();
+    w.create("ann", "orders-sync");
+    w.create("bob", "billing-export");
+    // Back to version 4: no trigram index.
+    for statement in [
+        "DROP TRIGGER api_keys_name_search_on_insert",
+        "DROP TRIGGER api_keys_name_search_on_delete",
+        "DROP TRIGGER api_keys_name_search_on_rename",
+        "DROP TABLE api_keys_name_search",
+        "PRAGMA user_version = 4",
+    ] {
+        w.sql.execute(statement, &[]).unwrap();
+    }
+    w.create("bob", "orders-backfill");
+    assert_eq!(w.list("name=orders").total, 2);
+    assert_eq!(w.list("name=export").total, 1);
+}
+
+fn percent(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Every statement the operations send, with SQLite's plan for it, as
+/// `docs/query-plans.md` shows them. Fails when that file is out of date
+/// (`KEYGATE_UPDATE_DOCS=1` rewrites it) or when a query reads a whole
+/// table where an index should serve it.
+#[test]
+fn the_documented_query_plans_are_the_plans_of_every_statement() {
+    let w = World::new();
+    let key = w.create("ann", "orders-sync");
+    let other = w.create("bob", "billing");
+    w.verify(&key).unwrap();
+    w.sql.clear_statements();
+
+    w.create("ann", "orders-export");
+    w.verify(&key).unwrap();
+    w.get(&key.key.id).unwrap();
+    for sort in ["name", "created_by", "created_at", "last_used_at"] {
+        for order in ["asc", "desc"] {
+            w.list(&format!("sort={sort}&order={order}"));
+        }
+    }
+    for filter in [
+        "name=ord",
+        "name=or",
+        "created_by=ann",
+        "created_by=ann&sort=name",
+        "created_from=2026-01-01T00:00:00Z&created_to=2027-01-01T00:00:00Z",
+        "status=active",
+        "status=expired",
+        "status=revoked",
+        "created_by=ann&status=active",
+        "unused_since=2026-11-01T00:00:00Z",
+    ] {
+        w.list(filter);
+    }
+    for filter in [
+        "",
+        "user=ann",
+        "key_id=k",
+        "action=key.used",
+        "from=2026-01-01T00:00:00Z&to=2027-01-01T00:00:00Z",
+    ] {
+        w.audit(filter);
+    }
+    w.service()
+        .delete_key(&user("bob"), &other.key.id, NOW)
+        .unwrap();
+    w.service().remove_user("ann", "msg_1", NOW).unwrap();
+
+    let mut seen = HashSet::new();
+    let mut doc = String::from(
+        "# Query plans\n\n\
+         Generated by the test `the_documented_query_plans_are_the_plans_of_every_statement`\n\
+         (`crates/keygate/src/service/tests.rs`) from every statement the operations send:\n\
+         SQLite's `EXPLAIN QUERY PLAN` for each, at schema version ",
+    );
+    doc.push_str(&format!(
+        "{}. `SEARCH` reads the rows an index points to; `SCAN … USING INDEX` walks an index in \
+         order and stops at the page's `LIMIT`; `SCAN <table>` alone would read every row.\n",
+        schema::SCHEMA_VERSION
+    ));
+    for statement in w.sql.statements() {
+        let statement = statement.split_whitespace().collect::<Vec<_>>().join(" ");
+        if statement.starts_with("PRAGMA") || !seen.insert(statement.clone()) {
+            continue;
+        }
+        let nulls = vec![SqlValue::Null; statement.matches('?').count()];
+        let plan = w
+            .sql
+            .inner()
+            .execute(&format!("EXPLAIN QUERY PLAN {statement}"), &nulls)
+            .unwrap();
+        let lines: Vec<String> = plan
+            .rows
+            .iter()
+            .map(|r| match r.last() {
+                Some(SqlValue::Text(detail)) => detail.clone(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        for line in &lines {
+            let short_needle = statement.contains("instr") && !statement.contains("MATCH");
+            assert!(
+                (short_needle || line != "SCAN api_keys") && line != "SCAN audit_log",
+                "{statement} reads the whole table: {lines:?}"
+            );
+        }
+        doc.push_str(&format!("\n```sql\n{statement}\n```\n"));
+        for line in lines {
+            doc.push_str(&format!("    {line}\n"));
+        }
+    }
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/query-plans.md");
+    if std::env::var_os("KEYGATE_UPDATE_DOCS").is_some() {
+        std::fs::write(path, &doc).unwrap();
+    }
+    let documented = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        documented == doc,
+        "docs/query-plans.md is out of date; run `KEYGATE_UPDATE_DOCS=1 cargo test -p keygate`"
+    );
 }
