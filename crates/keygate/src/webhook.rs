@@ -102,7 +102,9 @@ pub fn verify_signature(
     if !matched {
         return Err(Error::InvalidSignature);
     }
-    if (now - sent_at).abs() > TOLERANCE_SECONDS {
+    // `abs_diff`: a signed timestamp near i64::MIN/MAX must not overflow
+    // (found by the `webhook_signature` fuzz target).
+    if now.abs_diff(sent_at) > TOLERANCE_SECONDS.unsigned_abs() {
         return Err(Error::TimestampOutOfTolerance);
     }
     if id.is_empty()
@@ -266,6 +268,20 @@ mod tests {
                     "{offset}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn extreme_signed_timestamps_are_out_of_tolerance_not_an_overflow() {
+        let secret = WebhookSecret::parse(Some(SPEC_SECRET)).unwrap();
+        for sent in [i64::MIN, i64::MIN + NOW, i64::MAX, -1] {
+            let sig = secret.sign("m", sent, b"{}");
+            let result =
+                verify_signature(&secret, &headers("m", &sent.to_string(), &sig), b"{}", NOW);
+            assert!(
+                matches!(result, Err(Error::TimestampOutOfTolerance)),
+                "{sent}"
+            );
         }
     }
 
