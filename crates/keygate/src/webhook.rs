@@ -16,7 +16,7 @@ use sha2::Sha256;
 
 use crate::error::Error;
 use crate::timestamp::parse_rfc3339;
-use crate::validate::{is_user_id, parse_json_object};
+use crate::validate::{is_user_id, json_error_detail, parse_json_object};
 
 /// How far `webhook-timestamp` may be from now, either way (the spec's default).
 pub const TOLERANCE_SECONDS: i64 = 5 * 60;
@@ -147,7 +147,7 @@ pub fn parse_user_removed(body: &[u8]) -> Result<UserRemovedEvent, Error> {
     let event: Event = parse_json_object(body)?;
     let bad = |what: &str| Error::InvalidRequest(what.to_owned());
     let data: Data = serde_json::from_value(serde_json::Value::Object(event.data))
-        .map_err(|e| bad(&format!("`data`: {e}")))?;
+        .map_err(|e| bad(&format!("`data`: {}", json_error_detail(&e))))?;
     if event.kind != "user.removed" {
         return Err(bad("`type` must be \"user.removed\""));
     }
