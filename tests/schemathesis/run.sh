@@ -11,7 +11,8 @@
 # (default target/schemathesis/summary) and the JUnit report next to it.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-out=$PWD/target/schemathesis
+root=$PWD
+out=$root/target/schemathesis
 summary=${SCHEMATHESIS_SUMMARY:-$out/summary}
 examples=${SCHEMATHESIS_EXAMPLES:-150}
 mkdir -p "$out"
@@ -60,7 +61,10 @@ verify_key=$(printf '%s' "$created" | sed -n 's/.*"secret":"\(kg_[^"]*\)".*/\1/p
 echo "--- schemathesis $url/api/openapi.json ($examples examples per operation)"
 start=$SECONDS
 rm -f "$out/junit.xml"
-SCHEMATHESIS_HOOKS=hooks PYTHONPATH=tests/schemathesis \
+# From target/schemathesis: schemathesis keeps its .schemathesis/ cache in
+# the working directory, which must not be the repository.
+cd "$out"
+SCHEMATHESIS_HOOKS=hooks PYTHONPATH=$root/tests/schemathesis \
   KEYGATE_ADMIN_TOKEN=$admin_token KEYGATE_VERIFY_KEY=$verify_key KEYGATE_WEBHOOK_SECRET=$webhook_secret \
   "$venv/bin/schemathesis" run "$url/api/openapi.json" \
   --url "$url" \
