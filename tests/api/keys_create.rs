@@ -120,6 +120,23 @@ fn expires_at_is_shown_in_utc() {
 }
 
 #[test]
+fn expires_at_must_be_showable_in_utc() {
+    // A legal RFC 3339 offset that puts the instant in year 10000 UTC: it
+    // used to be accepted and shown back as 1970-01-01T00:00:00Z, "active".
+    let app = App::start();
+    let reply = app.create(
+        ALICE,
+        &json!({"name": "far", "expires_at": "9999-12-31T23:59:59-23:59"}),
+    );
+    assert_validation_failed(&reply, &["expires_at"]);
+    let (key, _) = app.create_key_with(
+        ALICE,
+        &json!({"name": "last", "expires_at": "9999-12-31T23:59:59Z"}),
+    );
+    assert_eq!(key["expires_at"], "9999-12-31T23:59:59Z");
+}
+
+#[test]
 fn charset_parameter_on_json_is_fine() {
     let app = App::start();
     let reply = app

@@ -22,11 +22,20 @@ pub fn format_rfc3339(secs: i64) -> String {
         .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_owned())
 }
 
+/// 0000-01-01T00:00:00Z and 9999-12-31T23:59:59Z: the instants that have an
+/// RFC 3339 form in UTC, so every accepted time can be shown back.
+const FIRST: i64 = -62_167_219_200;
+const LAST: i64 = 253_402_300_799;
+
 /// RFC 3339 with any offset; fractional seconds are truncated (towards the past).
+/// An offset that moves the instant outside years 0000–9999 in UTC (such as
+/// `9999-12-31T23:59:59-23:59`) is refused: it could not be shown in UTC
+/// (found by the `list_query` fuzz target's round trip).
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
     OffsetDateTime::parse(s, &Rfc3339)
         .ok()
         .map(|t| t.unix_timestamp())
+        .filter(|t| (FIRST..=LAST).contains(t))
 }
 
 /// Which end of a date a filter bound means.
@@ -102,8 +111,13 @@ mod tests {
             "2026-11-26 17:00:00",
             "2026-13-01T00:00:00Z",
             "tomorrow",
+            "9999-12-31T23:59:59-00:01",
+            "0000-01-01T00:00:00+00:01",
         ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+        for edge in ["9999-12-31T23:59:59Z", "0000-01-01T00:00:00Z"] {
+            assert_eq!(format_rfc3339(parse_rfc3339(edge).unwrap()), edge);
         }
     }
 

@@ -182,35 +182,38 @@ pub(crate) fn parse_json_object<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Re
             ));
         }
     }
-    serde_json::from_slice(body).map_err(|e| {
-        use serde_json::error::Category;
-        let detail = match e.classify() {
-            Category::Syntax | Category::Eof | Category::Io => {
-                format!(
-                    "the body is not valid JSON (line {}, column {})",
-                    e.line(),
-                    e.column()
-                )
-            }
-            Category::Data => {
-                let message = e.to_string();
-                let field = message
-                    .split('`')
-                    .nth(1)
-                    .map(|f| f.chars().take(64).collect::<String>());
-                match field {
-                    Some(f) if message.starts_with("unknown field") => {
-                        format!("unknown field `{f}`")
-                    }
-                    Some(f) if message.starts_with("duplicate field") => {
-                        format!("field `{f}` appears more than once")
-                    }
-                    _ => "a field has the wrong type".to_owned(),
+    serde_json::from_slice(body).map_err(|e| Error::InvalidRequest(json_error_detail(&e)))
+}
+
+/// An `invalid_request` detail for a JSON error: where the syntax broke, or
+/// which field is unknown or repeated (as [`shown_name`] allows); never a value.
+pub(crate) fn json_error_detail(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Syntax | Category::Eof | Category::Io => {
+            format!(
+                "the body is not valid JSON (line {}, column {})",
+                e.line(),
+                e.column()
+            )
+        }
+        Category::Data => {
+            let message = e.to_string();
+            let field = message.split('`').nth(1).map(shown_name);
+            match field {
+                Some(f) if message.starts_with("unknown field") => {
+                    format!("unknown field `{f}`")
                 }
+                Some(f) if message.starts_with("duplicate field") => {
+                    format!("field `{f}` appears more than once")
+                }
+                Some(f) if message.starts_with("missing field") => {
+                    format!("field `{f}` is missing")
+                }
+                _ => "a field has the wrong type".to_owned(),
             }
-        };
-        Error::InvalidRequest(detail)
-    })
+        }
+    }
 }
 
 /// Splits a query string (with or without the leading `?`) into decoded
@@ -222,13 +225,13 @@ pub fn decode_query(raw: &str) -> Result<Vec<(String, String)>, Error> {
         let (name, value) = segment.split_once('=').unwrap_or((segment, ""));
         let name = percent_decode(name).ok_or_else(|| {
             Error::InvalidQuery(FieldError::new(
-                shorten(name),
+                shown_name(name),
                 "has a name that is not correctly percent-encoded UTF-8",
             ))
         })?;
         let value = percent_decode(value).ok_or_else(|| {
             Error::InvalidQuery(FieldError::new(
-                shorten(&name),
+                shown_name(&name),
                 "is not correctly percent-encoded UTF-8",
             ))
         })?;
@@ -257,10 +260,25 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// Parameter names are echoed in errors; an absurdly long one is cut.
-fn shorten(s: &str) -> String {
-    s.chars().take(64).collect()
+/// What errors show of a name taken from a request (a query parameter, a
+/// JSON field): the name itself when it looks like one (at most 40 ASCII
+/// letters, digits, `_`, `-`, `.`, `[`, `]`), else [`NAME_NOT_SHOWN`]. A key
+/// pasted in the wrong place (41 characters) or a token is a secret, and
+/// error bodies end up in logs.
+pub fn shown_name(name: &str) -> String {
+    let name_like = name.len() <= 40
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.[]".contains(&b));
+    if name_like {
+        name.to_owned()
+    } else {
+        NAME_NOT_SHOWN.to_owned()
+    }
 }
+
+/// Stands for a name [`shown_name`] does not repeat.
+pub const NAME_NOT_SHOWN: &str = "(name not shown)";
 
 /// The decoded parameters of one request, each allowed at most once.
 struct Params(BTreeMap<&'static str, String>);
@@ -272,7 +290,7 @@ impl Params {
         let mut map = BTreeMap::new();
         for (name, value) in decode_query(raw)? {
             let Some(&known_name) = known.iter().find(|k| **k == name) else {
-                return Err(invalid(&shorten(&name), "is not a known parameter"));
+                return Err(invalid(&shown_name(&name), "is not a known parameter"));
             };
             if value.is_empty() {
                 return Err(invalid(known_name, "must not be empty"));
@@ -579,8 +597,11 @@ mod tests {
             invalid_request(r#"{"name":"a","name":"b"}"#),
             "field `name` appears more than once"
         );
-        // The detail never echoes values from the body.
+        // The detail never echoes values from the body, nor names that may be secrets.
         assert!(!invalid_request(r#"{"name":"kg_secret" x}"#).contains("kg_secret"));
+        let key = format!("kg_{}", "A".repeat(38));
+        let detail = invalid_request(&format!(r#"{{"name":"a","{key}":1}}"#));
+        assert_eq!(detail, "unknown field `(name not shown)`");
     }
 
     #[test]
@@ -738,6 +759,17 @@ mod tests {
         }
         let long = format!("name={}", "a".repeat(201));
         assert_eq!(query_error(&long).field, "name");
+        // Names that may be secrets are not repeated.
+        let key = format!("kg_{}", "A".repeat(38));
+        for raw in [
+            key.clone(),
+            format!("{key}=1"),
+            format!("{key}=%zz"),
+            "a%20b=1".into(),
+        ] {
+            assert_eq!(query_error(&raw).field, NAME_NOT_SHOWN, "{raw}");
+        }
+        assert_eq!(query_error(&"x".repeat(40)).field, "x".repeat(40));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use sha2::Sha256;
 
 use crate::error::Error;
 use crate::timestamp::parse_rfc3339;
-use crate::validate::{is_user_id, parse_json_object};
+use crate::validate::{is_user_id, json_error_detail, parse_json_object};
 
 /// How far `webhook-timestamp` may be from now, either way (the spec's default).
 pub const TOLERANCE_SECONDS: i64 = 5 * 60;
@@ -102,7 +102,9 @@ pub fn verify_signature(
     if !matched {
         return Err(Error::InvalidSignature);
     }
-    if (now - sent_at).abs() > TOLERANCE_SECONDS {
+    // `abs_diff`: a signed timestamp near i64::MIN/MAX must not overflow
+    // (found by the `webhook_signature` fuzz target).
+    if now.abs_diff(sent_at) > TOLERANCE_SECONDS.unsigned_abs() {
         return Err(Error::TimestampOutOfTolerance);
     }
     if id.is_empty()
@@ -145,7 +147,7 @@ pub fn parse_user_removed(body: &[u8]) -> Result<UserRemovedEvent, Error> {
     let event: Event = parse_json_object(body)?;
     let bad = |what: &str| Error::InvalidRequest(what.to_owned());
     let data: Data = serde_json::from_value(serde_json::Value::Object(event.data))
-        .map_err(|e| bad(&format!("`data`: {e}")))?;
+        .map_err(|e| bad(&format!("`data`: {}", json_error_detail(&e))))?;
     if event.kind != "user.removed" {
         return Err(bad("`type` must be \"user.removed\""));
     }
@@ -266,6 +268,20 @@ mod tests {
                     "{offset}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn extreme_signed_timestamps_are_out_of_tolerance_not_an_overflow() {
+        let secret = WebhookSecret::parse(Some(SPEC_SECRET)).unwrap();
+        for sent in [i64::MIN, i64::MIN + NOW, i64::MAX, -1] {
+            let sig = secret.sign("m", sent, b"{}");
+            let result =
+                verify_signature(&secret, &headers("m", &sent.to_string(), &sig), b"{}", NOW);
+            assert!(
+                matches!(result, Err(Error::TimestampOutOfTolerance)),
+                "{sent}"
+            );
         }
     }
 
