@@ -11,7 +11,7 @@ use wasmtime::component::Resource;
 use crate::bindings::fermyon::spin::key_value::{self as wit, Error};
 use crate::faults::{Call, guard};
 use crate::runtime_config::Location;
-use crate::sqlite::open_sqlite_file;
+use crate::sqlite::{enlarge_page_cache, open_sqlite_file};
 use crate::state::RequestState;
 
 /// One labelled store. Errors are messages for the guest's `error::other`.
@@ -37,6 +37,7 @@ impl SqliteKeyValueStore {
             Location::File(path) => open_sqlite_file(path)?,
             Location::Memory => Connection::open_in_memory()?,
         };
+        enlarge_page_cache(&conn)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS spin_key_value (
                 store TEXT NOT NULL,

@@ -74,6 +74,14 @@ pub fn open_sqlite_file(path: &Path) -> Result<Connection> {
 fn configure(conn: &Connection) -> Result<()> {
     conn.busy_handler(Some(wait_for_lock))?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(())
+}
+
+/// A 16 MiB page cache (SQLite's default is 2 MiB) for a connection whose
+/// cache stays valid: one that does all the writing (the group-commit writer,
+/// a key-value store's only connection). A pooled reader's cache is dropped
+/// whenever another connection commits, so a big one would only hold memory.
+pub fn enlarge_page_cache(conn: &Connection) -> Result<()> {
     conn.pragma_update(None, "cache_size", -16_384)?;
     Ok(())
 }
@@ -120,6 +128,7 @@ impl LocalDatabase {
             file => file.clone(),
         };
         let writer = open_location(&location)?;
+        enlarge_page_cache(&writer)?;
         let db = Self {
             location,
             idle: Arc::default(),
