@@ -11,7 +11,7 @@ use wasmtime::component::Resource;
 use crate::bindings::fermyon::spin::key_value::{self as wit, Error};
 use crate::faults::{Call, guard};
 use crate::runtime_config::Location;
-use crate::sqlite::{enlarge_page_cache, open_sqlite_file};
+use crate::sqlite::{Checkpointer, enlarge_page_cache, leave_checkpoints_to, open_sqlite_file};
 use crate::state::RequestState;
 
 /// One labelled store. Errors are messages for the guest's `error::other`.
@@ -29,15 +29,17 @@ pub trait KeyValueStore: Send + Sync {
 pub struct SqliteKeyValueStore {
     label: String,
     conn: Mutex<Connection>,
+    checkpoints: Option<Checkpointer>,
 }
 
 impl SqliteKeyValueStore {
     pub fn open(label: &str, location: &Location) -> Result<Self> {
-        let conn = match location {
-            Location::File(path) => open_sqlite_file(path)?,
-            Location::Memory => Connection::open_in_memory()?,
+        let (conn, checkpoints) = match location {
+            Location::File(path) => (open_sqlite_file(path)?, Checkpointer::start(path)?),
+            Location::Memory => (Connection::open_in_memory()?, None),
         };
         enlarge_page_cache(&conn)?;
+        leave_checkpoints_to(&conn, &checkpoints)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS spin_key_value (
                 store TEXT NOT NULL,
@@ -50,7 +52,14 @@ impl SqliteKeyValueStore {
         Ok(Self {
             label: label.to_string(),
             conn: Mutex::new(conn),
+            checkpoints,
         })
+    }
+
+    fn wrote(&self) {
+        if let Some(checkpoints) = &self.checkpoints {
+            checkpoints.wrote(1);
+        }
     }
 
     fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, String> {
@@ -79,7 +88,9 @@ impl KeyValueStore for SqliteKeyValueStore {
             )?
             .execute((&self.label, key, value))
             .map(drop)
-        })
+        })?;
+        self.wrote();
+        Ok(())
     }
 
     fn delete(&self, key: &str) -> Result<(), String> {
@@ -87,7 +98,9 @@ impl KeyValueStore for SqliteKeyValueStore {
             c.prepare_cached("DELETE FROM spin_key_value WHERE store = ?1 AND key = ?2")?
                 .execute((&self.label, key))
                 .map(drop)
-        })
+        })?;
+        self.wrote();
+        Ok(())
     }
 
     fn exists(&self, key: &str) -> Result<bool, String> {
