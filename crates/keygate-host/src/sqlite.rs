@@ -616,6 +616,31 @@ impl RequestState {
             .map_err(|e| Failure::Io(e.to_string()))
     }
 
+    /// `execute` of both interface versions, under the fault switch.
+    async fn sqlite_execute(
+        &mut self,
+        handle: &Resource<OpenConnection>,
+        statement: &str,
+        params: Vec<SqlValue>,
+    ) -> wasmtime::Result<Result<QueryOutput, Failure>> {
+        let faults = self.component.faults.clone();
+        let run = async {
+            let conn = self.sqlite_conn(handle)?;
+            conn.0
+                .execute(statement, &params)
+                .await
+                .map_err(Failure::Io)
+        };
+        guard_async(
+            faults.as_deref(),
+            Call::SqliteExecute,
+            statement,
+            Failure::Io,
+            run,
+        )
+        .await
+    }
+
     fn sqlite_conn(
         &mut self,
         handle: &Resource<OpenConnection>,
@@ -695,24 +720,9 @@ impl v3::HostConnection for RequestState {
         statement: String,
         parameters: Vec<v3::Value>,
     ) -> wasmtime::Result<Result<v3::QueryResult, v3::Error>> {
-        let params: Vec<SqlValue> = parameters.into_iter().map(Into::into).collect();
-        let faults = self.component.faults.clone();
-        let run = async {
-            let conn = self.sqlite_conn(&handle)?;
-            conn.0
-                .execute(&statement, &params)
-                .await
-                .map(Into::into)
-                .map_err(v3::Error::Io)
-        };
-        guard_async(
-            faults.as_deref(),
-            Call::SqliteExecute,
-            &statement,
-            v3::Error::Io,
-            run,
-        )
-        .await
+        let params = parameters.into_iter().map(Into::into).collect();
+        let result = self.sqlite_execute(&handle, &statement, params).await?;
+        Ok(result.map(Into::into).map_err(Into::into))
     }
 
     fn last_insert_rowid(&mut self, handle: Resource<OpenConnection>) -> i64 {
@@ -744,24 +754,9 @@ impl v2::HostConnection for RequestState {
         statement: String,
         parameters: Vec<v2::Value>,
     ) -> wasmtime::Result<Result<v2::QueryResult, v2::Error>> {
-        let params: Vec<SqlValue> = parameters.into_iter().map(Into::into).collect();
-        let faults = self.component.faults.clone();
-        let run = async {
-            let conn = self.sqlite_conn(&handle)?;
-            conn.0
-                .execute(&statement, &params)
-                .await
-                .map(Into::into)
-                .map_err(v2::Error::Io)
-        };
-        guard_async(
-            faults.as_deref(),
-            Call::SqliteExecute,
-            &statement,
-            v2::Error::Io,
-            run,
-        )
-        .await
+        let params = parameters.into_iter().map(Into::into).collect();
+        let result = self.sqlite_execute(&handle, &statement, params).await?;
+        Ok(result.map(Into::into).map_err(Into::into))
     }
 
     fn drop(&mut self, handle: Resource<OpenConnection>) -> wasmtime::Result<()> {
