@@ -78,6 +78,31 @@ fn post_with_headers_and_no_body_is_like_get() {
     assert_key_rejected(&reply, "missing_key");
 }
 
+/// A POST's body counts whether its length is announced or chunked; a GET's
+/// body plays no part (the contract reads the key from a POST body only).
+#[test]
+fn only_a_post_body_is_read_announced_or_chunked() {
+    let app = App::start();
+    let (key, secret) = app.create_key("body-key");
+    let body = json!({ "key": secret });
+    assert_valid(
+        &app.call("POST", "/api/verify").json(&body).chunked().send(),
+        &key,
+    );
+    for chunked in [false, true] {
+        let call = app.call("GET", "/api/verify").json(&body);
+        let reply = if chunked { call.chunked() } else { call }.send();
+        assert_key_rejected(&reply, "missing_key");
+        let call = app
+            .call("GET", "/api/verify")
+            .bearer(&secret)
+            .body("text/plain", "not json");
+        let reply = if chunked { call.chunked() } else { call }.send();
+        assert_valid(&reply, &key);
+    }
+    assert_eq!(app.audit("action=key.used")["total"], 3);
+}
+
 #[test]
 fn key_sources_are_bearer_then_x_api_key_then_body() {
     let app = App::start();

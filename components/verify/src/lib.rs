@@ -1,37 +1,45 @@
 //! `GET|POST /api/verify`: is this API key good, and whose is it?
 //!
 //! The hot path: parse (a malformed key is refused before any store is
-//! opened), one key-value read, one audit insert.
+//! opened), one key-value read, one audit insert. The request is read as
+//! [`LeanRequest`], without spin-sdk's header map and URI.
 
 use keygate::validate::check_json_body;
 use keygate::verify::VerifyRequest;
 use keygate::{ApiKey, Error, KeyService, timestamp};
-use keygate_spin::{SpinKeyValue, SpinSql, header, json, problem};
+use keygate_spin::{LeanRequest, SpinKeyValue, SpinSql, json, problem};
 use serde_json::to_value;
-use spin_sdk::http::{Method, Request, Response};
+use spin_sdk::http::{IncomingRequest, Method, Response};
 use spin_sdk::http_component;
 
 #[http_component]
-fn handle(req: Request) -> Response {
+async fn handle(req: IncomingRequest) -> Response {
+    let mut req = LeanRequest::new(req);
     let result = match req.method() {
-        Method::Get | Method::Post => verify(&req),
+        Method::Get | Method::Post => verify(&mut req).await,
         _ => Err(Error::MethodNotAllowed { allow: "GET, POST" }),
     };
     result.unwrap_or_else(|e| problem(&e))
 }
 
-fn verify(req: &Request) -> Result<Response, Error> {
-    let body = match req.body() {
+async fn verify(req: &mut LeanRequest) -> Result<Response, Error> {
+    // The contract takes a key from the body of a POST only; a GET's is not read.
+    let body = match req.method() {
+        Method::Post => req.take_body().await?,
+        _ => Vec::new(),
+    };
+    let body = match body {
         b if b.iter().all(u8::is_ascii_whitespace) => None,
         b => {
-            check_json_body(header(req, "content-type"), b.len())?;
+            check_json_body(req.header("content-type"), b.len())?;
             Some(b)
         }
     };
-    let mut call = VerifyRequest::from_http(|name| header(req, name).map(str::to_owned), body)?;
+    let mut call =
+        VerifyRequest::from_http(|name| req.header(name).map(str::to_owned), body.as_deref())?;
     if call.context.source_ip.is_none() {
         // No gateway in between: the caller is the automation itself.
-        call.context.source_ip = header(req, "spin-client-addr").and_then(client_ip);
+        call.context.source_ip = req.header("spin-client-addr").and_then(client_ip);
     }
     let presented = call.key().ok_or(Error::MissingKey)?;
     ApiKey::parse(presented).map_err(Error::MalformedKey)?;

@@ -5,7 +5,7 @@
 
 use keygate::Error;
 use keygate::store::{KeyValue, Rows, Sql, SqlValue, StoreError};
-use spin_sdk::http::{Request, Response};
+use spin_sdk::http::{IncomingRequest, Method, Request, Response};
 use spin_sdk::{key_value, sqlite3, variables};
 
 /// The `default` key-value store: the verify index.
@@ -97,6 +97,51 @@ pub fn variable(name: &str) -> Option<String> {
 /// A request header as text (`None` when absent or not UTF-8).
 pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     req.header(name).and_then(|v| v.as_str())
+}
+
+/// A request as the host gives it: method and headers (one call each), the
+/// body when asked for. spin-sdk's `Request` also builds a lower-cased header
+/// map and the full URI; verify, on every call an automation makes, needs
+/// neither.
+pub struct LeanRequest {
+    method: Method,
+    headers: Vec<(String, Vec<u8>)>,
+    /// Until the body is taken.
+    incoming: Option<IncomingRequest>,
+}
+
+impl LeanRequest {
+    pub fn new(incoming: IncomingRequest) -> Self {
+        Self {
+            method: incoming.method(),
+            headers: incoming.headers().entries(),
+            incoming: Some(incoming),
+        }
+    }
+
+    pub fn method(&self) -> &Method {
+        &self.method
+    }
+
+    /// A header as text (`None` when absent or not UTF-8); of repeated
+    /// headers the last, as with `Request`.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .rfind(|(n, _)| n.eq_ignore_ascii_case(name))
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+    }
+
+    /// The body; empty once taken.
+    pub async fn take_body(&mut self) -> Result<Vec<u8>, Error> {
+        let Some(incoming) = self.incoming.take() else {
+            return Ok(Vec::new());
+        };
+        incoming
+            .into_body()
+            .await
+            .map_err(|_| Error::InvalidRequest("the request body could not be read".into()))
+    }
 }
 
 /// The error as an RFC 9457 problem response — the one place errors become HTTP.
