@@ -11,7 +11,7 @@ use wasmtime::component::Resource;
 use crate::bindings::fermyon::spin::key_value::{self as wit, Error};
 use crate::faults::{Call, guard};
 use crate::runtime_config::Location;
-use crate::sqlite::{Checkpointer, enlarge_page_cache, leave_checkpoints_to, open_sqlite_file};
+use crate::sqlite::{Checkpointer, enlarge_page_cache, open_sqlite_file};
 use crate::state::RequestState;
 
 /// One labelled store. Errors are messages for the guest's `error::other`.
@@ -28,18 +28,17 @@ pub trait KeyValueStore: Send + Sync {
 /// keygate-host and `spin up`.
 pub struct SqliteKeyValueStore {
     label: String,
-    conn: Mutex<Connection>,
+    conn: Arc<Mutex<Connection>>,
     checkpoints: Option<Checkpointer>,
 }
 
 impl SqliteKeyValueStore {
     pub fn open(label: &str, location: &Location) -> Result<Self> {
-        let (conn, checkpoints) = match location {
-            Location::File(path) => (open_sqlite_file(path)?, Checkpointer::start(path)?),
+        let (conn, path) = match location {
+            Location::File(path) => (open_sqlite_file(path)?, Some(path)),
             Location::Memory => (Connection::open_in_memory()?, None),
         };
         enlarge_page_cache(&conn)?;
-        leave_checkpoints_to(&conn, &checkpoints)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS spin_key_value (
                 store TEXT NOT NULL,
@@ -49,9 +48,14 @@ impl SqliteKeyValueStore {
             )",
         )
         .with_context(|| format!("key-value store `{label}`: cannot create its table"))?;
+        let conn = Arc::new(Mutex::new(conn));
+        let checkpoints = match path {
+            Some(path) => Checkpointer::start(path, &conn)?,
+            None => None,
+        };
         Ok(Self {
             label: label.to_string(),
-            conn: Mutex::new(conn),
+            conn,
             checkpoints,
         })
     }
