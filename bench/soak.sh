@@ -13,7 +13,7 @@
 # 2000), 4 % create, 3 % list, 3 % delete; beside it bench/soak.py at 2 % of
 # RATE: create a key for a fresh user, remove the user with a signed webhook,
 # check the key now fails with revoked_key. Memory: VmRSS of the runner from
-# /proc every 10 s.
+# /proc every 10 s; disk: the state directory (databases and WAL files).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 minutes=${1:-10}
@@ -40,6 +40,10 @@ start_runner "$work/app" --state-dir "$work/state" --cache-dir "$work/cache" \
   --variable "admin_token=$TOKEN" --variable "webhook_secret=$webhook_secret"
 runner_pid=$pid
 rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$runner_pid/status"; }
+# Databases with their WAL files, and the WAL files alone: a log that is never
+# started over shows here.
+state_mib() { du -sm "$work/state" | cut -f1; }
+wal_mib() { du -cm "$work"/state/*-wal 2>/dev/null | tail -1 | cut -f1; }
 
 echo "soak: seeding $seed_keys keys"
 while (( $(cat "$work"/secrets.* 2>/dev/null | wc -l) < seed_keys )); do
@@ -54,8 +58,8 @@ delay_ms=$(( conns * 1000 / rate ))
 {
   printf '\n## Soak, %s: %s min, %s req/s target (%s connections, %s ms pacing) + %s webhook cycles/s, %s cores, load before %s\n\n' \
     "$(date -u +%FT%TZ)" "$minutes" "$rate" "$conns" "$delay_ms" "$wh_rate" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "| minute | req/s | p50 ms | p99 ms | p99.9 ms | errors | webhook cycles | webhook errors | webhook p99 ms | runner RSS MiB |"
-  echo "|---|---|---|---|---|---|---|---|---|---|"
+  echo "| minute | req/s | p50 ms | p99 ms | p99.9 ms | errors | webhook cycles | webhook errors | webhook p99 ms | runner RSS MiB | state on disk MiB | of it WAL MiB |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 } | tee -a "$results"
 
 start_rss=$(rss_kib)
@@ -76,8 +80,8 @@ for ((m = 1; m <= minutes; m++)); do
     sleep 0.1
   done
   read -r wh_n wh_bad wh_p99 <<<"${wh:-? ? ?}"
-  printf '| %d | %s | %s | %s | %s | %d | %s | %s | %s | %.1f |\n' "$m" "$rps" "$p50" "$p99" "$p999" \
-    $(( bad + sock )) "$wh_n" "$wh_bad" "$wh_p99" "$(awk -v k="$(rss_kib)" 'BEGIN { print k / 1024 }')" | tee -a "$results"
+  printf '| %d | %s | %s | %s | %s | %d | %s | %s | %s | %.1f | %s | %s |\n' "$m" "$rps" "$p50" "$p99" "$p999" \
+    $(( bad + sock )) "$wh_n" "$wh_bad" "$wh_p99" "$(awk -v k="$(rss_kib)" 'BEGIN { print k / 1024 }')" "$(state_mib)" "$(wal_mib)" | tee -a "$results"
 done
 wait "$webhooks_pid" || true
 wh_errors=$(awk '$1 == "WEBHOOKS" { s += $4 } END { print s + 0 }' "$work/webhooks")

@@ -451,8 +451,8 @@ pub struct Checkpointer {
 const CHECKPOINT_EVERY: usize = 128;
 
 /// When the log starts over, a WAL file that grew past this (a burst of
-/// writes during a slow checkpoint) is cut back to it.
-const WAL_SIZE_LIMIT: i64 = 16 << 20;
+/// writes during a slow checkpoint, readers in the way) is cut back to it.
+const WAL_SIZE_LIMIT: i64 = 32 << 20;
 
 impl Checkpointer {
     /// Starts the checkpoint thread for `path`'s database, whose only writing
@@ -505,10 +505,13 @@ impl Checkpointer {
 /// never started over, and it grew without bound (1.9 GB after 40,000
 /// writes). So PASSIVE passes copy (and `fsync`) the bulk while writers go
 /// on, each pass only what arrived during the one before, until that is
-/// little; then, with `writer` held, a RESTART checkpoint copies the rest and
-/// waits for readers of the old log, after which the next commit writes from
-/// the start of the file. Writers wait only for that last, short step. A
-/// failure (busy, I/O) is retried at the next round; nothing is lost.
+/// little; then, with `writer` held, one more copies the rest, and the next
+/// commit writes from the start of the file — unless a reader that began
+/// before it still reads the old log. Waiting for such readers (a list query
+/// can take 10 ms) with writes held cost more than the copying, so a round
+/// waits for them (RESTART) only when the log has not started over for a
+/// while: when it holds more than [`RESTART_AFTER_FRAMES`]. A failure (busy,
+/// I/O) is retried at the next round; nothing is lost.
 fn checkpoint_fully(conn: &Connection, writer: &Mutex<Connection>) {
     let mut found = 0;
     for _ in 0..MAX_PASSIVE_PASSES {
@@ -518,13 +521,20 @@ fn checkpoint_fully(conn: &Connection, writer: &Mutex<Connection>) {
         }
     }
     let _no_writes = writer.lock().unwrap_or_else(|p| p.into_inner());
-    checkpoint(conn, "RESTART");
+    if found > RESTART_AFTER_FRAMES {
+        checkpoint(conn, "RESTART");
+    } else {
+        checkpoint(conn, "PASSIVE");
+    }
 }
 
 /// New frames (4 KiB pages) a pass may find and still be the last before the
-/// writer-held step; that step took about 2 ms here, most of it two `fsync`s.
+/// writer-held step; that step took about 1 ms here, most of it `fsync`s.
 const SMALL_REST: i64 = 64;
 const MAX_PASSIVE_PASSES: usize = 4;
+
+/// About four rounds' worth: a log this long has not been started over.
+const RESTART_AFTER_FRAMES: i64 = 4 * 1024;
 
 /// A checkpoint in `mode`; the number of WAL frames it found.
 fn checkpoint(conn: &Connection, mode: &str) -> Option<i64> {
