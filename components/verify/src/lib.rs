@@ -23,9 +23,12 @@ async fn handle(req: IncomingRequest) -> Response {
 }
 
 async fn verify(req: &mut LeanRequest) -> Result<Response, Error> {
-    // The contract takes a key from the body of a POST only; a GET's is not read.
+    // The contract takes a key from the body of a POST only. A GET's body is
+    // still read (and ignored): one left unread makes the server close the
+    // connection, and a client still sending it sees a broken pipe.
+    let body = req.take_body().await?;
     let body = match req.method() {
-        Method::Post => req.take_body().await?,
+        Method::Post => body,
         _ => Vec::new(),
     };
     let body = match body {
