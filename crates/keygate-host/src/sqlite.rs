@@ -166,14 +166,13 @@ fn open_location(location: &Location) -> Result<Connection> {
 }
 
 impl Database for LocalDatabase {
+    /// The connection is taken from the pool (or opened) only when a
+    /// statement needs it, as Spin's does: a request whose writes all go to
+    /// the group commit, or that never runs a statement, holds none.
     fn connect(&self) -> Result<Box<dyn DbConnection>, String> {
-        let pooled = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let conn = match pooled {
-            Some(conn) => conn,
-            None => self.open_connection().map_err(|e| format!("{e:#}"))?,
-        };
         Ok(Box::new(PooledConnection {
-            conn: Some(conn),
+            conn: None,
+            location: self.location.clone(),
             idle: self.idle.clone(),
             group: self.group.clone(),
             committed_elsewhere: None,
@@ -183,7 +182,9 @@ impl Database for LocalDatabase {
 }
 
 struct PooledConnection {
+    /// Taken from `idle` (or opened) at the first statement that needs it.
     conn: Option<Connection>,
+    location: Location,
     idle: Arc<Mutex<Vec<Connection>>>,
     group: Arc<GroupCommit>,
     /// `last_insert_rowid` and `changes` of this connection's last write when
@@ -197,7 +198,18 @@ struct PooledConnection {
 
 impl PooledConnection {
     fn conn(&self) -> &Connection {
-        self.conn.as_ref().expect("present until drop")
+        self.conn.as_ref().expect("taken before use")
+    }
+
+    fn take_connection(&mut self) -> Result<(), String> {
+        if self.conn.is_none() {
+            let pooled = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            self.conn = Some(match pooled {
+                Some(conn) => conn,
+                None => open_location(&self.location).map_err(|e| format!("{e:#}"))?,
+            });
+        }
+        Ok(())
     }
 }
 
@@ -227,17 +239,26 @@ impl DbConnection for PooledConnection {
         statement: &'a str,
         params: &'a [SqlValue],
     ) -> BoxFuture<'a, Result<QueryOutput, String>> {
-        let conn = self.conn();
-        let (readonly, dml) = match conn.prepare_cached(statement) {
-            Ok(stmt) => (stmt.readonly(), is_dml(statement)),
-            Err(e) => return Box::pin(std::future::ready(Err(e.to_string()))),
-        };
-        if !readonly && !dml {
-            self.may_have_local_schema = true;
-        }
-        let conn = self.conn();
-        let groupable = dml && !readonly && conn.is_autocommit() && !self.may_have_local_schema;
+        let dml = is_dml(statement);
+        // Without a connection of its own the guest has no transaction open
+        // and no TEMP table: its data change goes straight to the group.
+        let groupable = dml
+            && match &self.conn {
+                None => true,
+                Some(conn) => conn.is_autocommit() && !self.may_have_local_schema,
+            };
         if !groupable {
+            if let Err(e) = self.take_connection() {
+                return Box::pin(std::future::ready(Err(e)));
+            }
+            let readonly = match self.conn().prepare_cached(statement) {
+                Ok(stmt) => stmt.readonly(),
+                Err(e) => return Box::pin(std::future::ready(Err(e.to_string()))),
+            };
+            if !readonly && !dml {
+                self.may_have_local_schema = true;
+            }
+            let conn = self.conn();
             let rowid = conn.last_insert_rowid();
             let result = run_statement(conn, statement, params);
             if result.is_ok() && self.committed_elsewhere.is_some() {
@@ -263,16 +284,18 @@ impl DbConnection for PooledConnection {
     }
 
     fn last_insert_rowid(&self) -> i64 {
-        match self.committed_elsewhere {
-            Some((rowid, _)) => rowid,
-            None => self.conn().last_insert_rowid(),
+        match (self.committed_elsewhere, &self.conn) {
+            (Some((rowid, _)), _) => rowid,
+            (None, Some(conn)) => conn.last_insert_rowid(),
+            (None, None) => 0,
         }
     }
 
     fn changes(&self) -> u64 {
-        match self.committed_elsewhere {
-            Some((_, changes)) => changes,
-            None => self.conn().changes(),
+        match (self.committed_elsewhere, &self.conn) {
+            (Some((_, changes)), _) => changes,
+            (None, Some(conn)) => conn.changes(),
+            (None, None) => 0,
         }
     }
 }
@@ -982,6 +1005,58 @@ mod tests {
         }
         rowids.sort();
         assert_eq!(rowids, (1..=64).collect::<Vec<i64>>());
+    }
+
+    /// Verify under load: every request holds a handle while its insert
+    /// waits for the group commit. Such handles take no pooled connection;
+    /// when they did, 16 requests in flight emptied the pool of 8 and every
+    /// further request opened (and closed) a connection of its own.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn handles_that_only_write_outside_a_transaction_take_no_pooled_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(
+            LocalDatabase::open("default", &Location::File(dir.path().join("db.sqlite"))).unwrap(),
+        );
+        let mut c = db.connect().unwrap();
+        c.execute("CREATE TABLE t (id INTEGER PRIMARY KEY)", &[])
+            .await
+            .unwrap();
+        drop(c);
+        let idle = || db.idle.lock().unwrap().len();
+        assert_eq!(idle(), 1);
+        let mut handles: Vec<_> = (0..32).map(|_| db.connect().unwrap()).collect();
+        assert_eq!(
+            (handles[0].last_insert_rowid(), handles[0].changes()),
+            (0, 0),
+            "a handle that ran nothing answers as a fresh connection"
+        );
+        let writes: Vec<_> = handles
+            .drain(..)
+            .map(|mut c| {
+                tokio::spawn(async move {
+                    c.execute("INSERT INTO t DEFAULT VALUES", &[])
+                        .await
+                        .unwrap();
+                    c
+                })
+            })
+            .collect();
+        for write in writes {
+            handles.push(write.await.unwrap());
+        }
+        assert_eq!(idle(), 1, "no handle took the pooled connection");
+        let mut rowids: Vec<i64> = handles.iter().map(|c| c.last_insert_rowid()).collect();
+        rowids.sort();
+        assert_eq!(rowids, (1..=32).collect::<Vec<i64>>());
+        // The first read takes one; it goes back to the pool with the handle.
+        let out = handles[0]
+            .execute("SELECT count(*) FROM t", &[])
+            .await
+            .unwrap();
+        assert_eq!(out.rows, vec![vec![SqlValue::Integer(32)]]);
+        assert_eq!(idle(), 0);
+        drop(handles);
+        assert_eq!(idle(), 1);
     }
 
     /// Runs `statements` as one group, as the leader would, and returns each
