@@ -50,7 +50,7 @@ impl SqliteKeyValueStore {
         .with_context(|| format!("key-value store `{label}`: cannot create its table"))?;
         let conn = Arc::new(Mutex::new(conn));
         let checkpoints = match path {
-            Some(path) => Checkpointer::start(path, &conn)?,
+            Some(path) => Some(Checkpointer::start(path, &conn)?),
             None => None,
         };
         Ok(Self {

@@ -115,6 +115,10 @@ const IDLE_CONNECTIONS: usize = 8;
 
 impl LocalDatabase {
     pub fn open(label: &str, location: &Location) -> Result<Self> {
+        let file = match location {
+            Location::File(path) => Some(path),
+            Location::Memory => None,
+        };
         let location = match location {
             // A named shared-cache memory database, so every pooled connection
             // sees the same data; one connection stays idle to keep it alive.
@@ -129,11 +133,11 @@ impl LocalDatabase {
         };
         let writer = open_location(&location)?;
         enlarge_page_cache(&writer)?;
-        let Location::File(path) = &location else {
-            unreachable!("memory is mapped to a URI")
-        };
         let writer = Arc::new(Mutex::new(writer));
-        let checkpoints = Checkpointer::start(path, &writer)?;
+        // A memory database has no WAL to checkpoint.
+        let checkpoints = file
+            .map(|path| Checkpointer::start(path, &writer))
+            .transpose()?;
         let db = Self {
             location,
             idle: Arc::default(),
@@ -486,13 +490,10 @@ const CHECKPOINT_EVERY: usize = 128;
 const WAL_SIZE_LIMIT: i64 = 32 << 20;
 
 impl Checkpointer {
-    /// Starts the checkpoint thread for `path`'s database, whose only writing
-    /// connection is `writer`, and turns off the writer's own checkpoints.
-    /// `None` for an in-memory database (no WAL).
-    pub fn start(path: &Path, writer: &Arc<Mutex<Connection>>) -> Result<Option<Self>> {
-        if path.to_string_lossy().starts_with("file:") {
-            return Ok(None);
-        }
+    /// Starts the checkpoint thread for the database file at `path`, whose
+    /// only writing connection is `writer`, and turns off the writer's own
+    /// checkpoints.
+    pub fn start(path: &Path, writer: &Arc<Mutex<Connection>>) -> Result<Self> {
         {
             let writer = writer.lock().unwrap_or_else(|p| p.into_inner());
             writer.pragma_update(None, "wal_autocheckpoint", 0)?;
@@ -512,10 +513,10 @@ impl Checkpointer {
                     while woken.try_recv().is_ok() {}
                 }
             })?;
-        Ok(Some(Self {
+        Ok(Self {
             written: Default::default(),
             wake,
-        }))
+        })
     }
 
     /// Counts `statements` committed; wakes the checkpoint thread every
