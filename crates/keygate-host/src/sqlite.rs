@@ -105,13 +105,38 @@ fn wait_for_lock(attempt: i32) -> bool {
 /// more connection that commits the requests' single-statement writes
 /// together ([`GroupCommit`]).
 pub struct LocalDatabase {
-    location: Location,
-    idle: Arc<Mutex<Vec<Connection>>>,
+    pool: Arc<ConnectionPool>,
     group: Arc<GroupCommit>,
+}
+
+/// Where a database's request connections come from: up to
+/// [`IDLE_CONNECTIONS`] kept open between requests, more opened under load.
+struct ConnectionPool {
+    location: Location,
+    idle: Mutex<Vec<Connection>>,
 }
 
 /// Connections kept open between requests; more are opened under load.
 const IDLE_CONNECTIONS: usize = 8;
+
+impl ConnectionPool {
+    /// An idle connection, or a new one.
+    fn take(&self) -> Result<Connection> {
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        match idle {
+            Some(conn) => Ok(conn),
+            None => open_location(&self.location),
+        }
+    }
+
+    /// Keeps `conn` for the next request, unless enough are idle already.
+    fn give_back(&self, conn: Connection) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < IDLE_CONNECTIONS {
+            idle.push(conn);
+        }
+    }
+}
 
 impl LocalDatabase {
     pub fn open(label: &str, location: &Location) -> Result<Self> {
@@ -138,21 +163,14 @@ impl LocalDatabase {
         let checkpoints = file
             .map(|path| Checkpointer::start(path, &writer))
             .transpose()?;
-        let db = Self {
-            location,
-            idle: Arc::default(),
+        let first = open_location(&location)?;
+        Ok(Self {
+            pool: Arc::new(ConnectionPool {
+                location,
+                idle: Mutex::new(vec![first]),
+            }),
             group: Arc::new(GroupCommit::new(writer, checkpoints)),
-        };
-        let first = db.open_connection()?;
-        db.idle
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(first);
-        Ok(db)
-    }
-
-    fn open_connection(&self) -> Result<Connection> {
-        open_location(&self.location)
+        })
     }
 }
 
@@ -176,8 +194,7 @@ impl Database for LocalDatabase {
     fn connect(&self) -> Result<Box<dyn DbConnection>, String> {
         Ok(Box::new(PooledConnection {
             conn: None,
-            location: self.location.clone(),
-            idle: self.idle.clone(),
+            pool: self.pool.clone(),
             group: self.group.clone(),
             committed_elsewhere: None,
             may_have_local_schema: false,
@@ -186,10 +203,9 @@ impl Database for LocalDatabase {
 }
 
 struct PooledConnection {
-    /// Taken from `idle` (or opened) at the first statement that needs it.
+    /// Taken from `pool` at the first statement that needs it.
     conn: Option<Connection>,
-    location: Location,
-    idle: Arc<Mutex<Vec<Connection>>>,
+    pool: Arc<ConnectionPool>,
     group: Arc<GroupCommit>,
     /// `last_insert_rowid` and `changes` of this connection's last write when
     /// the group commit ran it, so both answer as if it had run here.
@@ -207,11 +223,7 @@ impl PooledConnection {
 
     fn take_connection(&mut self) -> Result<(), String> {
         if self.conn.is_none() {
-            let pooled = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-            self.conn = Some(match pooled {
-                Some(conn) => conn,
-                None => open_location(&self.location).map_err(|e| format!("{e:#}"))?,
-            });
+            self.conn = Some(self.pool.take().map_err(|e| format!("{e:#}"))?);
         }
         Ok(())
     }
@@ -230,10 +242,7 @@ impl Drop for PooledConnection {
         if self.may_have_local_schema && has_local_schema(&conn) {
             return;
         }
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() < IDLE_CONNECTIONS {
-            idle.push(conn);
-        }
+        self.pool.give_back(conn);
     }
 }
 
@@ -850,11 +859,16 @@ impl v2::HostConnection for RequestState {
 mod tests {
     use super::*;
 
+    /// A database file in a directory that lives as long as the returned guard.
+    fn database_in_a_temporary_file() -> (tempfile::TempDir, Arc<LocalDatabase>) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = LocalDatabase::open("default", &Location::File(dir.path().join("db.sqlite")));
+        (dir, Arc::new(db.unwrap()))
+    }
+
     #[tokio::test]
     async fn every_value_type_round_trips() {
-        let dir = tempfile::tempdir().unwrap();
-        let db =
-            LocalDatabase::open("default", &Location::File(dir.path().join("db.sqlite"))).unwrap();
+        let (_dir, db) = database_in_a_temporary_file();
         let mut c = db.connect().unwrap();
         c.execute("CREATE TABLE t (i INTEGER, r REAL, s TEXT, b BLOB, n)", &[])
             .await
@@ -975,10 +989,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_writes_each_commit_with_their_own_row_id_and_change_count() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Arc::new(
-            LocalDatabase::open("default", &Location::File(dir.path().join("db.sqlite"))).unwrap(),
-        );
+        let (_dir, db) = database_in_a_temporary_file();
         let mut c = db.connect().unwrap();
         c.execute(
             "CREATE TABLE t (id INTEGER PRIMARY KEY, writer INTEGER)",
@@ -1022,16 +1033,13 @@ mod tests {
     /// further request opened (and closed) a connection of its own.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn handles_that_only_write_outside_a_transaction_take_no_pooled_connection() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Arc::new(
-            LocalDatabase::open("default", &Location::File(dir.path().join("db.sqlite"))).unwrap(),
-        );
+        let (_dir, db) = database_in_a_temporary_file();
         let mut c = db.connect().unwrap();
         c.execute("CREATE TABLE t (id INTEGER PRIMARY KEY)", &[])
             .await
             .unwrap();
         drop(c);
-        let idle = || db.idle.lock().unwrap().len();
+        let idle = || db.pool.idle.lock().unwrap().len();
         assert_eq!(idle(), 1);
         let mut handles: Vec<_> = (0..32).map(|_| db.connect().unwrap()).collect();
         assert_eq!(
