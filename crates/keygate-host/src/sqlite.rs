@@ -570,7 +570,7 @@ fn checkpoint_fully(conn: &Connection, writer: &Mutex<Connection>) {
 }
 
 /// New frames (4 KiB pages) a pass may find and still be the last before the
-/// writer-held step; that step took about 1 ms here, most of it `fsync`s.
+/// writer-held step; that step took 1–4 ms here, most of it `fsync`s.
 const SMALL_REST: i64 = 64;
 const MAX_PASSIVE_PASSES: usize = 4;
 
