@@ -38,18 +38,19 @@ done
 printf '| start-up, cold (compile 3 components, median of 5) | %s ms |\n' "$(median "${cold[@]}")"
 printf '| start-up, warm compile cache (median of 5) | %s ms |\n' "$(median "${warm[@]}")"
 
-load() { # label url connections
-  local out
-  out=$(wrk -t"$(( $3 < 2 ? 1 : 2 ))" -c"$3" -d"${secs}s" --latency "$2")
-  printf '| %s, %s conn: req/s | %s |\n' "$1" "$3" "$(awk '/Requests\/sec/ {print $2}' <<<"$out")"
-  printf '| %s, %s conn: p50 / p99 | %s / %s |\n' "$1" "$3" \
-    "$(awk '$1=="50%" {print $2}' <<<"$out")" "$(awk '$1=="99%" {print $2}' <<<"$out")"
+# Latencies are each request's own time (bench/lua/report.lua).
+load() { # label path connections
+  local line rps p50 p99
+  line=$(BENCH_LUA=$PWD/bench/lua BENCH_PATH=$2 wrk -t"$3" -c"$3" -d"${secs}s" -s bench/lua/get.lua "$url" | grep '^RESULT ')
+  read -r _ rps p50 p99 _ <<<"$line"
+  printf '| %s, %s conn: req/s | %s |\n' "$1" "$3" "$rps"
+  printf '| %s, %s conn: p50 / p99 | %s ms / %s ms |\n' "$1" "$3" "$p50" "$p99"
 }
 start tests/fixtures/spin.toml "$work/cache-1" "$work/load"
-load "no-op component" "$url/noop" 1
-load "no-op component" "$url/noop" 16
+load "no-op component" /noop 1
+load "no-op component" /noop 16
 stop
 start spin.toml "$work/cache-1" "$work/app"
-load "GET /api/health (KV + SQLite + variable)" "$url/api/health" 16
+load "GET /api/health (KV + SQLite + variable)" /api/health 16
 stop
 echo

@@ -48,7 +48,7 @@ wal_mib() { du -cm "$work"/state/*-wal 2>/dev/null | tail -1 | cut -f1; }
 echo "soak: seeding $seed_keys keys"
 while (( $(cat "$work"/secrets.* 2>/dev/null | wc -l) < seed_keys )); do
   # create.lua writes the secrets it is given to $SECRETS_OUT.<thread>.
-  SECRETS_OUT=$work/secrets EXPECT=201 wrk -t2 -c2 -d2s -s bench/lua/create.lua "$url" | grep -q '^RESULT .* 0 0$' \
+  SECRETS_OUT=$work/secrets EXPECT=201 wrk -t2 -c2 -d2s -s bench/lua/create.lua "$url" | awk '$1 == "RESULT" && $6 == 0 && $7 == 0 { ok = 1 } END { exit !ok }' \
     || { echo "soak: seeding failed" >&2; exit 1; }
 done
 awk -v n="$seed_keys" 'NR <= n' "$work"/secrets.* >"$work/keys"
@@ -70,7 +70,7 @@ webhooks_pid=$!
 total_bad=0
 for ((m = 1; m <= minutes; m++)); do
   line=$(KEYS=$work/keys DELAY_MS=$delay_ms wrk -t"$conns" -c"$conns" -d60s -s bench/lua/mixed.lua "$url" 2>>"$work/wrk.err" | grep '^RESULT ')
-  read -r _ rps p50 p99 p999 bad sock <<<"$line"
+  read -r _ rps p50 p99 p999 bad sock _ <<<"$line"
   total_bad=$(( total_bad + bad + sock ))
   # The webhook side reports each minute a moment after wrk's minute ends.
   wh=""

@@ -46,14 +46,16 @@ start() { # state-dir cache-dir log
 out() { printf '%s\n' "$*" | tee -a "$results"; }
 row() { out "| $1 | $2 |"; }
 
-# wrk with one of bench/lua's scripts; sets $rps $p50 $p99 $p999 (ms) and
-# fails loudly on unexpected answers or socket errors.
+# wrk with one of bench/lua's scripts, one connection per thread (so that
+# report.lua can time each request); sets $rps, $p50 $p99 $p999 (ms, each
+# request's own time) and $wrk_p99 (wrk's coordinated-omission-corrected p99,
+# see report.lua), and fails loudly on unexpected answers or socket errors.
 load() { # connections seconds script [env...]
   local conns=$1 dur=$2 script=$3 line
   shift 3
-  line=$(env "$@" wrk -t"$(( conns < 2 ? 1 : 2 ))" -c"$conns" -d"${dur}s" \
+  line=$(env "$@" wrk -t"$conns" -c"$conns" -d"${dur}s" \
     -s "bench/lua/$script" "$url" | grep '^RESULT ')
-  read -r _ rps p50 p99 p999 bad sock <<<"$line"
+  read -r _ rps p50 p99 p999 bad sock wrk_p99 <<<"$line"
   if (( bad > 0 || sock > 0 )); then
     echo "bench: $script $*: $bad unexpected answers, $sock socket errors" >&2
     exit 1
@@ -149,11 +151,11 @@ with open(sys.argv[1] + "/unknown", "w") as unknown, open(sys.argv[1] + "/malfor
 PY
 for conns in 1 16; do
   load "$conns" "$secs" get.lua BENCH_PATH=/noop
-  noop_rps=$rps noop_p99=$p99
-  row "no-op component, $conns conn" "$(fmt)"
+  noop_rps=$rps noop_p99=$p99 noop_wrk_p99=$wrk_p99
+  row "no-op component, $conns conn" "$(fmt) · wrk's corrected p99 $wrk_p99 ms"
   load "$conns" "$secs" verify.lua KEYS="$work/valid"
   row "\`GET /api/verify\` valid key ($(wc -l <"$work/valid") keys), $conns conn" \
-    "$(fmt) · **$(ratio "$rps" "$noop_rps")× no-op req/s, $(ratio "$p99" "$noop_p99")× its p99**"
+    "$(fmt) · **$(ratio "$rps" "$noop_rps")× no-op req/s, $(ratio "$p99" "$noop_p99")× its p99** · wrk's corrected p99 $wrk_p99 ms ($(ratio "$wrk_p99" "$noop_wrk_p99")× no-op's)"
   load "$conns" "$secs" verify.lua KEYS="$work/malformed" EXPECT=401
   row "\`GET /api/verify\` malformed key, $conns conn" "$(fmt) · $(ratio "$rps" "$noop_rps")× no-op"
   load "$conns" "$secs" verify.lua KEYS="$work/unknown" EXPECT=401
