@@ -39,9 +39,10 @@ timings = {}
 overlapped = 0
 local sent_at, answered = nil, 0
 
--- Runs in each thread after its script has defined request().
+-- Runs in each thread after its script is loaded: times the script's
+-- request() and response(), whichever they are.
 function init(args)
-  local build = request
+  local build, handle = request, response
   request = function()
     -- Before the first answer a request may be left unanswered: wrk builds
     -- one to inspect it before it starts.
@@ -51,14 +52,18 @@ function init(args)
     sent_at = now_us()
     return build()
   end
+  response = function(status, headers, body)
+    if sent_at then
+      local us = math.floor(now_us() - sent_at)
+      timings[us] = (timings[us] or 0) + 1
+      sent_at, answered = nil, answered + 1
+    end
+    handle(status, headers, body)
+  end
 end
 
+-- Counts answers other than $EXPECT; a script may replace it.
 function response(status, headers, body)
-  if sent_at then
-    local us = math.floor(now_us() - sent_at)
-    timings[us] = (timings[us] or 0) + 1
-    sent_at, answered = nil, answered + 1
-  end
   if status ~= expect then
     unexpected = unexpected + 1
   end
