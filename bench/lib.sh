@@ -1,5 +1,17 @@
-# Shared by the bench scripts (sourced): start and stop keygate-host.
-# Expects $bin (the runner binary).
+# Shared by the bench scripts (sourced): build, start and stop keygate-host.
+
+# Checks for wrk, then builds keygate-host and the given components in release
+# mode (adding the wasm32-wasip2 target, which rustup does not add by itself);
+# sets $bin, the runner binary.
+build_release() { # component...
+  command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)" >&2; exit 2; }
+  rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+  local packages=() c
+  for c in "$@"; do packages+=(-p "$c"); done
+  cargo build -q --release --target wasm32-wasip2 "${packages[@]}"
+  cargo build -q --release -p keygate-host
+  bin=target/release/keygate-host
+}
 
 # Starts the runner in the background with `up --listen 127.0.0.1:0` and the
 # given flags, its output in <log>.out and <log>.err; sets $pid and $url once

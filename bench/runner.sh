@@ -7,15 +7,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
-command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)" >&2; exit 2; }
-rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
-cargo build -q --release --target wasm32-wasip2 -p health -p probe -p noop
-cargo build -q --release -p keygate-host
-bin=target/release/keygate-host
+source bench/lib.sh
+build_release health probe noop
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
-source bench/lib.sh
 start() { # manifest cache-dir log
   start_runner "$3" --manifest "$1" --state-dir "$work/state" --cache-dir "$2" \
     --runtime-config-file "$work/runtime-config.toml"

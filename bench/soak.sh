@@ -20,12 +20,9 @@ minutes=${1:-10}
 rate=${RATE:-800}
 conns=${CONNS:-4}
 seed_keys=${SEED_KEYS:-2000}
-command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)" >&2; exit 2; }
 command -v python3 >/dev/null || { echo "needs python3" >&2; exit 2; }
-rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
-cargo build -q --release --target wasm32-wasip2 -p health -p console -p keys -p verify -p user-webhook
-cargo build -q --release -p keygate-host
-bin=target/release/keygate-host
+source bench/lib.sh
+build_release health console keys verify user-webhook
 mkdir -p target/soak
 work=$(mktemp -d target/soak/run.XXXXXX)
 results=target/soak/results.md
@@ -35,7 +32,6 @@ TOKEN=soak-admin-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 webhook_secret=whsec_$(head -c 32 /dev/urandom | base64 | tr -d '\n')
 export TOKEN
 
-source bench/lib.sh
 start_runner "$work/app" --state-dir "$work/state" --cache-dir "$work/cache" \
   --variable "admin_token=$TOKEN" --variable "webhook_secret=$webhook_secret"
 runner_pid=$pid

@@ -13,12 +13,9 @@ cd "$(dirname "$0")/.."
 secs=${1:-10}
 keys_max=${KEYS_MAX:-100000}
 audit_rows=${AUDIT_ROWS:-1000000}
-command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)" >&2; exit 2; }
 command -v python3 >/dev/null || { echo "needs python3 (to seed the audit table)" >&2; exit 2; }
-rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
-cargo build -q --release --target wasm32-wasip2 -p health -p console -p keys -p verify -p user-webhook -p noop
-cargo build -q --release -p keygate-host
-bin=target/release/keygate-host
+source bench/lib.sh
+build_release health console keys verify user-webhook noop
 mkdir -p target/bench
 work=$(mktemp -d target/bench/run.XXXXXX)
 results=target/bench/results.md
@@ -37,7 +34,6 @@ component = "noop"
 source = "../../target/wasm32-wasip2/release/noop.wasm"
 TOML
 
-source bench/lib.sh
 start() { # state-dir cache-dir log
   start_runner "$3" --manifest target/bench/spin.toml --state-dir "$1" --cache-dir "$2" \
     --variable "admin_token=$TOKEN"
