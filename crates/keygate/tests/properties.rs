@@ -7,6 +7,7 @@ use keygate::model::{AuditAction, KeyStatus, SortField, SortOrder};
 use keygate::timestamp::{Bound, format_rfc3339, parse_bound};
 use keygate::validate::{decode_query, parse_audit_query, parse_list_query, shown_name};
 use keygate::{ApiKey, AuditQuery, Error, ListQuery, MalformedKey};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use proptest::prelude::*;
 use proptest::sample::{Index, select};
 
@@ -186,16 +187,15 @@ fn assert_names_a_parameter(raw: &str, e: &Error) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// Everything but RFC 3986's unreserved characters.
+const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 fn encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    utf8_percent_encode(value, UNRESERVED).to_string()
 }
 
 /// Filter text: 1–200 characters, none of them control characters.

@@ -1249,12 +1249,7 @@ fn keys_from_before_the_name_index_are_found_after_the_upgrade() {
 }
 
 fn percent(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 /// Every statement the operations send, with SQLite's plan for it, as
