@@ -952,6 +952,73 @@ mod tests {
         assert_eq!(count, rows as i64);
     }
 
+    /// A reader that kept an old snapshot through many writes kept the log
+    /// from starting over. The next round finds a log that long and, with
+    /// writes held, waits for that reader (RESTART) instead of copying only
+    /// what the reader allows: once the reader is done, the next write starts
+    /// the log over.
+    #[test]
+    fn a_round_after_a_long_log_waits_for_the_reader_in_the_way() {
+        use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        let writer = Arc::new(Mutex::new(open_sqlite_file(&path).unwrap()));
+        writer
+            .lock()
+            .unwrap()
+            .execute_batch(
+                "PRAGMA wal_autocheckpoint = 0; CREATE TABLE t (x); INSERT INTO t VALUES (1)",
+            )
+            .unwrap();
+        let checkpointer = open_sqlite_file(&path).unwrap();
+        let log_frames = || checkpoint(&checkpointer, "PASSIVE").unwrap();
+        let (snapshot_taken, writes_done, round_over) = (
+            AtomicBool::new(false),
+            AtomicBool::new(false),
+            AtomicBool::new(false),
+        );
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let reader = open_sqlite_file(&path).unwrap();
+                reader.execute_batch("BEGIN").unwrap();
+                let rows: i64 = reader
+                    .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+                    .unwrap();
+                assert_eq!(rows, 1);
+                snapshot_taken.store(true, SeqCst);
+                while !writes_done.load(SeqCst) {
+                    std::thread::yield_now();
+                }
+                // Done reading once the round holds writes (or is over).
+                while writer.try_lock().is_ok() && !round_over.load(SeqCst) {
+                    std::thread::yield_now();
+                }
+                reader.execute_batch("COMMIT").unwrap();
+            });
+            while !snapshot_taken.load(SeqCst) {
+                std::thread::yield_now();
+            }
+            {
+                let w = writer.lock().unwrap();
+                for _ in 0..RESTART_AFTER_FRAMES + 100 {
+                    w.execute("INSERT INTO t VALUES (randomblob(1000))", [])
+                        .unwrap();
+                }
+            }
+            assert!(log_frames() > RESTART_AFTER_FRAMES);
+            writes_done.store(true, SeqCst);
+            checkpoint_fully(&checkpointer, &writer);
+            round_over.store(true, SeqCst);
+        });
+        writer
+            .lock()
+            .unwrap()
+            .execute("INSERT INTO t VALUES (2)", [])
+            .unwrap();
+        let frames = log_frames();
+        assert!(frames < 16, "the log was not started over: {frames} frames");
+    }
+
     #[tokio::test]
     async fn an_open_transaction_is_rolled_back_when_the_connection_is_released() {
         let db = LocalDatabase::open("mem", &Location::Memory).unwrap();
