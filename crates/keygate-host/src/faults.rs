@@ -205,18 +205,30 @@ impl Faults {
         Some(format!("fault injected: {} failed", call.name()))
     }
 
-    /// After a call succeeded: the trap to raise, if a `--crash-after` rule fires.
-    pub fn crash_after(&self, call: Call, subject: &str) -> Option<wasmtime::Error> {
-        let rule = self
+    /// After a call: its `result` for the guest, or the trap to raise if it
+    /// succeeded and a `--crash-after` rule fires.
+    fn after<T, E>(
+        &self,
+        call: Call,
+        subject: &str,
+        result: Result<T, E>,
+    ) -> wasmtime::Result<Result<T, E>> {
+        if result.is_err() {
+            return Ok(result);
+        }
+        let Some(rule) = self
             .rules
             .iter()
             .filter(|r| r.effect == Effect::CrashAfter)
-            .find(|r| r.fires(call, subject))?;
+            .find(|r| r.fires(call, subject))
+        else {
+            return Ok(result);
+        };
         eprintln!(
             "keygate-host: fault injected: crash after {} ({rule})",
             call.name()
         );
-        Some(wasmtime::Error::msg(format!(
+        Err(wasmtime::Error::msg(format!(
             "fault injected: crash after {}",
             call.name()
         )))
@@ -238,13 +250,7 @@ pub fn guard<T, E>(
     if let Some(message) = faults.fail_before(call, subject) {
         return Ok(Err(injected(message)));
     }
-    let result = run();
-    if result.is_ok()
-        && let Some(trap) = faults.crash_after(call, subject)
-    {
-        return Err(trap);
-    }
-    Ok(result)
+    faults.after(call, subject, run())
 }
 
 /// [`guard`] for a host call that awaits (a SQLite write waiting for its
@@ -262,13 +268,7 @@ pub async fn guard_async<T, E>(
     if let Some(message) = faults.fail_before(call, subject) {
         return Ok(Err(injected(message)));
     }
-    let result = run.await;
-    if result.is_ok()
-        && let Some(trap) = faults.crash_after(call, subject)
-    {
-        return Err(trap);
-    }
-    Ok(result)
+    faults.after(call, subject, run.await)
 }
 
 #[cfg(test)]
