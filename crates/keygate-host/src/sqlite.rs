@@ -866,6 +866,25 @@ mod tests {
         (dir, Arc::new(db.unwrap()))
     }
 
+    /// A database file with a table `t (x)`, its writer (which never
+    /// checkpoints itself) and a connection for checkpoint rounds, as the
+    /// runner has them.
+    fn writer_and_checkpointer() -> (
+        tempfile::TempDir,
+        std::path::PathBuf,
+        Arc<Mutex<Connection>>,
+        Connection,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        let writer = open_sqlite_file(&path).unwrap();
+        writer
+            .execute_batch("PRAGMA wal_autocheckpoint = 0; CREATE TABLE t (x)")
+            .unwrap();
+        let checkpointer = open_sqlite_file(&path).unwrap();
+        (dir, path, Arc::new(Mutex::new(writer)), checkpointer)
+    }
+
     #[tokio::test]
     async fn every_value_type_round_trips() {
         let (_dir, db) = database_in_a_temporary_file();
@@ -897,15 +916,7 @@ mod tests {
     #[test]
     fn checkpoint_rounds_keep_the_wal_small_while_writes_go_on() {
         use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("db.sqlite");
-        let writer = Arc::new(Mutex::new(open_sqlite_file(&path).unwrap()));
-        writer
-            .lock()
-            .unwrap()
-            .execute_batch("PRAGMA wal_autocheckpoint = 0; CREATE TABLE t (x)")
-            .unwrap();
-        let checkpointer = open_sqlite_file(&path).unwrap();
+        let (dir, _path, writer, checkpointer) = writer_and_checkpointer();
         let wal = dir.path().join("db.sqlite-wal");
         let (rows, every) = (4_000, 50);
         let (requested, completed) = (AtomicUsize::new(0), AtomicUsize::new(0));
@@ -960,17 +971,12 @@ mod tests {
     #[test]
     fn a_round_after_a_long_log_waits_for_the_reader_in_the_way() {
         use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("db.sqlite");
-        let writer = Arc::new(Mutex::new(open_sqlite_file(&path).unwrap()));
+        let (_dir, path, writer, checkpointer) = writer_and_checkpointer();
         writer
             .lock()
             .unwrap()
-            .execute_batch(
-                "PRAGMA wal_autocheckpoint = 0; CREATE TABLE t (x); INSERT INTO t VALUES (1)",
-            )
+            .execute("INSERT INTO t VALUES (1)", [])
             .unwrap();
-        let checkpointer = open_sqlite_file(&path).unwrap();
         let log_frames = || checkpoint(&checkpointer, "PASSIVE").unwrap();
         let (snapshot_taken, writes_done, round_over) = (
             AtomicBool::new(false),
