@@ -179,14 +179,48 @@ impl RunnerConfig {
     }
 }
 
+/// Everything read so far from one of the runner's pipes. Another thread
+/// reads the pipe, so a test waits for the line it needs instead of reading
+/// once: the runner writing a line does not mean it is here yet.
+#[derive(Default)]
+struct Captured {
+    text: Mutex<String>,
+    grown: Condvar,
+}
+
+impl Captured {
+    fn push(&self, more: &str) {
+        self.text.lock().unwrap().push_str(more);
+        self.grown.notify_all();
+    }
+
+    fn text(&self) -> String {
+        self.text.lock().unwrap().clone()
+    }
+
+    /// The text once it contains `needle` (panics with the text after
+    /// [`START_TIMEOUT`] if it never does).
+    fn wait_for(&self, needle: &str, pipe: &str) -> String {
+        let (text, timeout) = self
+            .grown
+            .wait_timeout_while(self.text.lock().unwrap(), START_TIMEOUT, |text| {
+                !text.contains(needle)
+            })
+            .unwrap();
+        assert!(!timeout.timed_out(), "no `{needle}` on {pipe}:\n{text}");
+        text.clone()
+    }
+}
+
 /// A running `keygate-host`; stopped (SIGKILL) when dropped.
 pub struct Runner {
     child: Child,
     pub base_url: String,
-    stdout: Arc<Mutex<String>>,
-    /// Everything read from stderr so far; the condvar wakes `wait_for_log`.
-    stderr: Arc<(Mutex<String>, Condvar)>,
-    stderr_done: Option<thread::JoinHandle<()>>,
+    stdout: Arc<Captured>,
+    /// The runner's log.
+    stderr: Arc<Captured>,
+    /// The threads reading stdout and stderr; they end when the runner exits.
+    readers: Vec<thread::JoinHandle<()>>,
     agent: ureq::Agent,
 }
 
@@ -199,47 +233,40 @@ impl Runner {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn keygate-host");
-        let stdout = Arc::new(Mutex::new(String::new()));
-        let stderr = Arc::new((Mutex::new(String::new()), Condvar::new()));
+        let stdout = Arc::new(Captured::default());
+        let stderr = Arc::new(Captured::default());
         let (serving_tx, serving_rx) = mpsc::channel();
-        {
+        let stdout_reader = {
             let pipe = child.stdout.take().unwrap();
             let stdout = stdout.clone();
             thread::spawn(move || {
                 for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    stdout.push(&format!("{line}\n"));
                     if let Some(url) = line.strip_prefix("Serving ") {
                         let _ = serving_tx.send(url.trim().to_string());
                     }
-                    stdout.lock().unwrap().push_str(&format!("{line}\n"));
                 }
-            });
-        }
-        let stderr_done = {
+            })
+        };
+        let stderr_reader = {
             let mut pipe = child.stderr.take().unwrap();
             let stderr = stderr.clone();
-            Some(thread::spawn(move || {
+            thread::spawn(move || {
                 let mut buf = [0u8; 4096];
                 while let Ok(n) = pipe.read(&mut buf) {
                     if n == 0 {
                         break;
                     }
-                    let (log, grown) = &*stderr;
-                    log.lock()
-                        .unwrap()
-                        .push_str(&String::from_utf8_lossy(&buf[..n]));
-                    grown.notify_all();
+                    stderr.push(&String::from_utf8_lossy(&buf[..n]));
                 }
-            }))
+            })
         };
         let base_url = match serving_rx.recv_timeout(START_TIMEOUT) {
             Ok(url) => url,
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!(
-                    "keygate-host did not start; stderr:\n{}",
-                    stderr.0.lock().unwrap()
-                );
+                panic!("keygate-host did not start; stderr:\n{}", stderr.text());
             }
         };
         let agent = ureq::Agent::config_builder()
@@ -252,7 +279,7 @@ impl Runner {
             base_url,
             stdout,
             stderr,
-            stderr_done,
+            readers: vec![stdout_reader, stderr_reader],
             agent,
         }
     }
@@ -290,24 +317,24 @@ impl Runner {
     /// request before answering it, but this reads the pipe on another
     /// thread: to see a particular line, use [`Runner::wait_for_log`].
     pub fn stderr(&self) -> String {
-        self.stderr.0.lock().unwrap().clone()
+        self.stderr.text()
     }
 
-    /// The log once it contains `needle` (panics with the log after
-    /// [`START_TIMEOUT`] if it never does).
+    /// The log once it contains `needle`.
     pub fn wait_for_log(&self, needle: &str) -> String {
-        let (log, grown) = &*self.stderr;
-        let (log, timeout) = grown
-            .wait_timeout_while(log.lock().unwrap(), START_TIMEOUT, |log| {
-                !log.contains(needle)
-            })
-            .unwrap();
-        assert!(!timeout.timed_out(), "no `{needle}` in the log:\n{log}");
-        log.clone()
+        self.stderr.wait_for(needle, "stderr")
     }
 
+    /// What the runner has printed to stdout so far. The runner counts as
+    /// started at its `Serving` line; the lines after it may still be on
+    /// their way: to see one, use [`Runner::wait_for_stdout`].
     pub fn stdout(&self) -> String {
-        self.stdout.lock().unwrap().clone()
+        self.stdout.text()
+    }
+
+    /// Stdout once it contains `needle`.
+    pub fn wait_for_stdout(&self, needle: &str) -> String {
+        self.stdout.wait_for(needle, "stdout")
     }
 
     pub fn pid(&self) -> u32 {
@@ -323,8 +350,8 @@ impl Runner {
             .status();
         assert!(status.expect("run kill").success(), "kill -TERM failed");
         let exit = self.child.wait().expect("wait for keygate-host");
-        if let Some(done) = self.stderr_done.take() {
-            let _ = done.join();
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
         }
         (exit, self.stderr())
     }
