@@ -8,7 +8,6 @@
 use keygate::validate::{check_json_body, parse_audit_query, parse_create_body, parse_list_query};
 use keygate::{ActingUser, Error, KeyService, auth, timestamp};
 use keygate_spin::{SpinKeyValue, SpinSql, header, json, problem, variable};
-use serde_json::to_value;
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
 
@@ -60,7 +59,7 @@ fn create(req: &Request) -> Result<Response, Error> {
     let new = parse_create_body(req.body(), now)?;
     let created = with_service(|keys| keys.create_key(&user, new, now))?;
     let location = format!("/api/keys/{}", created.key.id);
-    let mut response = json(201, &to_value(&created).expect("serialisable"));
+    let mut response = json(201, &created);
     response.set_header("location", location);
     Ok(response)
 }
@@ -69,13 +68,13 @@ fn list(req: &Request) -> Result<Response, Error> {
     let user = authenticate(req)?;
     let query = parse_list_query(req.query())?;
     let page = with_service(|keys| keys.list_keys(&user, &query, timestamp::now()))?;
-    Ok(json(200, &to_value(&page).expect("serialisable")))
+    Ok(json(200, &page))
 }
 
 fn get(req: &Request, id: &str) -> Result<Response, Error> {
     let user = authenticate(req)?;
     let key = with_service(|keys| keys.get_key(&user, id, timestamp::now()))?;
-    Ok(json(200, &to_value(&key).expect("serialisable")))
+    Ok(json(200, &key))
 }
 
 fn delete(req: &Request, id: &str) -> Result<Response, Error> {
@@ -88,7 +87,7 @@ fn audit(req: &Request) -> Result<Response, Error> {
     let user = authenticate(req)?;
     let query = parse_audit_query(req.query())?;
     let page = with_service(|keys| keys.list_audit(&user, &query))?;
-    Ok(json(200, &to_value(&page).expect("serialisable")))
+    Ok(json(200, &page))
 }
 
 fn openapi() -> Response {

@@ -6,7 +6,6 @@ use keygate::validate::check_json_body;
 use keygate::webhook::{WebhookHeaders, WebhookSecret, parse_user_removed, verify_signature};
 use keygate::{Error, KeyService, timestamp};
 use keygate_spin::{SpinKeyValue, SpinSql, header, json, problem, variable};
-use serde_json::to_value;
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
 
@@ -35,5 +34,5 @@ fn user_removed(req: &Request) -> Result<Response, Error> {
     let kv = SpinKeyValue::open_default()?;
     let sql = SpinSql::open_default()?;
     let removed = KeyService::new(&kv, &sql).remove_user(&event.user_id, &webhook_id, now)?;
-    Ok(json(200, &to_value(&removed).expect("serialisable")))
+    Ok(json(200, &removed))
 }

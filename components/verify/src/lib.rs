@@ -8,7 +8,6 @@ use keygate::validate::check_json_body;
 use keygate::verify::VerifyRequest;
 use keygate::{ApiKey, Error, KeyService, timestamp};
 use keygate_spin::{LeanRequest, SpinKeyValue, SpinSql, json, problem};
-use serde_json::to_value;
 use spin_sdk::http::{IncomingRequest, Method, Response};
 use spin_sdk::http_component;
 
@@ -40,19 +39,18 @@ async fn verify(req: &mut LeanRequest) -> Result<Response, Error> {
     };
     let mut call =
         VerifyRequest::from_http(|name| req.header(name).map(str::to_owned), body.as_deref())?;
+    ApiKey::parse(call.key().ok_or(Error::MissingKey)?).map_err(Error::MalformedKey)?;
     if call.context.source_ip.is_none() {
         // No gateway in between: the caller is the automation itself.
         call.context.source_ip = req.header("spin-client-addr").and_then(client_ip);
     }
-    let presented = call.key().ok_or(Error::MissingKey)?;
-    ApiKey::parse(presented).map_err(Error::MalformedKey)?;
 
     let kv = SpinKeyValue::open_default()?;
     let sql = SpinSql::open_default()?;
     let verified =
-        KeyService::new(&kv, &sql).verify(Some(presented), &call.context, timestamp::now())?;
+        KeyService::new(&kv, &sql).verify(call.key(), &call.context, timestamp::now())?;
 
-    let mut response = json(200, &to_value(&verified).expect("serialisable"));
+    let mut response = json(200, &verified);
     response.set_header("x-key-id", verified.key_id.as_str());
     response.set_header("x-user-id", verified.user_id.as_str());
     Ok(response)

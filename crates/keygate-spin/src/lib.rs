@@ -161,12 +161,12 @@ pub fn problem(error: &Error) -> Response {
     response.body(problem.to_json()).build()
 }
 
-/// A JSON response.
-pub fn json(status: u16, body: &serde_json::Value) -> Response {
+/// A JSON response, serialised straight from `body` (no `Value` in between).
+pub fn json(status: u16, body: &impl serde::Serialize) -> Response {
     Response::builder()
         .status(status)
         .header("content-type", "application/json")
         .header("cache-control", "no-store")
-        .body(body.to_string())
+        .body(serde_json::to_vec(body).expect("serialisable"))
         .build()
 }

@@ -4,7 +4,6 @@
 use std::fmt;
 
 use serde::Serialize;
-use serde_json::{Map, Value, json};
 
 use crate::key::MalformedKey;
 use crate::store::StoreError;
@@ -237,25 +236,34 @@ pub struct Problem {
 impl Problem {
     pub const CONTENT_TYPE: &'static str = "application/problem+json";
 
-    pub fn to_value(&self) -> Value {
-        let mut body = Map::new();
-        body.insert("type".into(), json!("about:blank"));
-        body.insert("title".into(), json!(self.title));
-        body.insert("status".into(), json!(self.status));
-        body.insert("detail".into(), json!(self.detail));
-        body.insert("code".into(), json!(self.code));
-        if !self.errors.is_empty() {
-            body.insert("errors".into(), json!(self.errors));
-        }
-        if let Some(valid) = self.valid {
-            body.insert("valid".into(), json!(valid));
-        }
-        Value::Object(body)
-    }
-
+    /// The body, serialised straight from [`ProblemBody`]: no map is built.
     pub fn to_json(&self) -> String {
-        self.to_value().to_string()
+        serde_json::to_string(&ProblemBody {
+            code: self.code,
+            detail: &self.detail,
+            errors: &self.errors,
+            status: self.status,
+            title: self.title,
+            kind: "about:blank",
+            valid: self.valid,
+        })
+        .expect("a problem body serialises")
     }
+}
+
+/// A problem's JSON body; members in the order a `serde_json` map gives them.
+#[derive(Serialize)]
+struct ProblemBody<'a> {
+    code: &'a str,
+    detail: &'a str,
+    #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
+    errors: &'a [FieldError],
+    status: u16,
+    title: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    valid: Option<bool>,
 }
 
 fn reason_phrase(status: u16) -> &'static str {
@@ -276,6 +284,8 @@ fn reason_phrase(status: u16) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::{Value, json};
+
     use super::*;
 
     fn all() -> Vec<(Error, &'static str, u16)> {
@@ -329,12 +339,17 @@ mod tests {
         ]
     }
 
+    /// The body as sent.
+    fn sent(p: &Problem) -> Value {
+        serde_json::from_str(&p.to_json()).unwrap()
+    }
+
     #[test]
     fn every_error_maps_to_its_code_status_and_problem_body() {
         for (error, code, status) in all() {
             let p = error.to_problem();
             assert_eq!((p.code, p.status), (code, status), "{error:?}");
-            let body: Value = serde_json::from_str(&p.to_json()).unwrap();
+            let body = sent(&p);
             assert_eq!(body["type"], "about:blank");
             assert_eq!(body["code"], code);
             assert_eq!(body["status"], status);
@@ -351,7 +366,7 @@ mod tests {
     fn verify_rejections_say_invalid_token_and_valid_false() {
         for (error, code, _) in all() {
             let p = error.to_problem();
-            let body = p.to_value();
+            let body = sent(&p);
             let key_codes = [
                 "missing_key",
                 "malformed_key",
@@ -403,7 +418,7 @@ mod tests {
             FieldError::new("name", "is required"),
             FieldError::new("expires_at", "must be in the future"),
         ]);
-        let body = e.to_problem().to_value();
+        let body = sent(&e.to_problem());
         assert_eq!(
             body["errors"],
             json!([
@@ -415,16 +430,10 @@ mod tests {
             "sort",
             "must be one of name, created_by, created_at, last_used_at",
         ));
-        let body = q.to_problem().to_value();
+        let body = sent(&q.to_problem());
         assert_eq!(body["errors"][0]["field"], "sort");
         assert!(body["detail"].as_str().unwrap().contains("`sort`"));
-        assert!(
-            Error::NameTaken
-                .to_problem()
-                .to_value()
-                .get("errors")
-                .is_none()
-        );
+        assert!(sent(&Error::NameTaken.to_problem()).get("errors").is_none());
     }
 
     #[test]

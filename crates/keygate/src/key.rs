@@ -118,13 +118,19 @@ impl fmt::Display for ApiKey {
 pub struct KeyHash([u8; 32]);
 
 impl KeyHash {
+    /// Lower-case hex, through the digest's own `LowerHex` (one pass over a
+    /// buffer, not a formatting call per byte).
     pub fn to_hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+        format!("{:x}", self.digest())
     }
 
     /// The key-value store key of the verify index entry.
     pub fn kv_key(&self) -> String {
-        format!("key:{}", self.to_hex())
+        format!("key:{:x}", self.digest())
+    }
+
+    fn digest(&self) -> sha2::digest::Output<Sha256> {
+        self.0.into()
     }
 }
 
