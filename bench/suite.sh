@@ -34,9 +34,9 @@ component = "noop"
 source = "../../target/wasm32-wasip2/release/noop.wasm"
 TOML
 
-start() { # state-dir cache-dir log
+start() { # state-dir cache-dir log [more flags]
   start_runner "$3" --manifest target/bench/spin.toml --state-dir "$1" --cache-dir "$2" \
-    --variable "admin_token=$TOKEN"
+    --variable "admin_token=$TOKEN" "${@:4}"
 }
 
 out() { printf '%s\n' "$*" | tee -a "$results"; }
@@ -158,6 +158,27 @@ for conns in 1 16; do
   row "\`GET /api/verify\` unknown well-formed key, $conns conn" "$(fmt) · $(ratio "$rps" "$noop_rps")× no-op"
 done
 row "runner peak memory (VmHWM) after the verify runs" "$(awk '/VmHWM/ {printf "%.0f MiB", $2 / 1024}' "/proc/$pid/status")"
+
+# The Wasm instructions each kind of request runs in its guest: a count (wasmtime
+# fuel, `--count-instructions`), which this machine's noise does not move.
+# Median over a 2-s run at 1 connection, from the runner's log.
+stop
+start "$work/state" "$work/cache-1" "$work/count" --count-instructions
+instructions() { # component label script [env...]
+  local component=$1 label=$2 before
+  shift 2
+  before=$(wc -l <"$work/count.err")
+  load 1 2 "$@"
+  row "$label: Wasm instructions per request (median)" "$(tail -n +"$((before + 1))" "$work/count.err" |
+    sed -n "s/^keygate-host: $component ran \([0-9]*\) Wasm instructions$/\1/p" | sort -n |
+    awk '{ n[NR] = $1 } END { print n[int((NR + 1) / 2)] }')"
+}
+instructions noop "no-op component" get.lua BENCH_PATH=/noop
+instructions verify "\`GET /api/verify\` valid key" verify.lua KEYS="$work/valid"
+instructions verify "\`GET /api/verify\` malformed key" verify.lua KEYS="$work/malformed" EXPECT=401
+instructions verify "\`GET /api/verify\` unknown well-formed key" verify.lua KEYS="$work/unknown" EXPECT=401
+stop
+start "$work/state" "$work/cache-1" "$work/app"
 
 grow_to "$keys_max"
 list_pages

@@ -76,6 +76,10 @@ fn one_log_line_per_request_without_query_or_secrets() {
         lines[0]
     );
     assert!(lines[0].ends_with("ms"), "duration: {}", lines[0]);
+    assert!(
+        !log.contains("Wasm instructions"),
+        "counted only when asked: {log}"
+    );
     for secret in [
         "kg_supersecretquery",
         "header-secret-value",
@@ -84,6 +88,36 @@ fn one_log_line_per_request_without_query_or_secrets() {
     ] {
         assert!(!log.contains(secret), "log leaks {secret}: {log}");
     }
+}
+
+#[test]
+fn count_instructions_logs_what_each_guest_ran() {
+    let state = tempfile::tempdir().unwrap();
+    let runner = RunnerConfig::probe(&state)
+        .arg("--count-instructions")
+        .start();
+    for i in 0..200 {
+        let path = format!("/probe/kv/default/key-{i}");
+        assert_eq!(runner.put(&path, b"v").status, 204);
+    }
+    // Lists the 200 keys as JSON: far more work than storing one.
+    assert_eq!(runner.get("/probe/kv/default").status, 200);
+    let (status, log) = runner.terminate();
+    assert!(status.success());
+    let counts: Vec<u64> = log
+        .lines()
+        .filter_map(|l| l.strip_prefix("keygate-host: probe ran "))
+        .map(|n| {
+            n.strip_suffix(" Wasm instructions")
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(counts.len(), 201, "one count per request: {log}");
+    let (fewest, most) = (counts.iter().min().unwrap(), counts.iter().max().unwrap());
+    assert!(*fewest > 0, "{log}");
+    assert!(most > &(2 * fewest), "the listing counts more: {counts:?}");
 }
 
 #[test]

@@ -20,8 +20,9 @@ pub const MAX_CONCURRENT_INSTANCES: u32 = 256;
 /// the next request in that slot takes no page faults for them.
 const KEEP_RESIDENT: usize = 2 << 20;
 
-pub fn new_engine() -> Result<Engine> {
+pub fn new_engine(count_instructions: bool) -> Result<Engine> {
     let mut config = Config::new();
+    config.consume_fuel(count_instructions);
     let mut pooling = PoolingAllocationConfig::default();
     pooling
         .total_component_instances(MAX_CONCURRENT_INSTANCES)

@@ -37,14 +37,18 @@ pub struct HttpTrigger {
     /// One permit per instance the pooling allocator can hold; requests past
     /// that wait here instead of failing to instantiate.
     instances: Arc<Semaphore>,
+    /// Log each guest's Wasm instruction count (`--count-instructions`; the
+    /// engine then consumes fuel).
+    count_instructions: bool,
 }
 
 impl HttpTrigger {
-    pub fn new(app: Arc<LoadedApp>, listen: SocketAddr) -> Arc<Self> {
+    pub fn new(app: Arc<LoadedApp>, listen: SocketAddr, count_instructions: bool) -> Arc<Self> {
         Arc::new(Self {
             app,
             listen,
             instances: Arc::new(Semaphore::new(MAX_CONCURRENT_INSTANCES as usize)),
+            count_instructions,
         })
     }
 
@@ -145,6 +149,9 @@ impl HttpTrigger {
             component.pre.engine(),
             RequestState::new(component.context.clone()),
         );
+        if self.count_instructions {
+            store.set_fuel(u64::MAX)?;
+        }
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let incoming = store
             .data_mut()
@@ -153,6 +160,7 @@ impl HttpTrigger {
         let outparam = store.data_mut().http().new_response_outparam(sender)?;
         let pre = component.pre.clone();
         let id = component.context.id.clone();
+        let count_instructions = self.count_instructions;
 
         // The guest runs in its own task so it can keep streaming the body
         // after the response head has gone out.
@@ -165,6 +173,14 @@ impl HttpTrigger {
                 .await;
             if let Err(e) = &result {
                 eprintln!("keygate-host: component `{id}` trapped: {e:?}");
+            }
+            if count_instructions {
+                // Logged when the guest is done, which may be after the
+                // request's own line: a body can still stream after the head.
+                let ran = u64::MAX - store.get_fuel().unwrap_or(u64::MAX);
+                log_request(format_args!(
+                    "keygate-host: {id} ran {ran} Wasm instructions\n"
+                ));
             }
             result
         });

@@ -77,6 +77,11 @@ pub struct UpArgs {
     /// crash mid-operation: 500, nothing after it runs). Same syntax as --fail.
     #[arg(long = "crash-after", value_name = "CALL:N|CALL:~TEXT")]
     pub crash_after: Vec<String>,
+    /// For benchmarks: log how many Wasm instructions each request's guest
+    /// ran (wasmtime fuel): a count, which unlike a time does not move with
+    /// the machine's load. Costs some speed; compiled separately in the cache.
+    #[arg(long)]
+    pub count_instructions: bool,
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -119,7 +124,7 @@ fn up(args: UpArgs) -> Result<()> {
         faults,
     };
 
-    let engine = engine::new_engine()?;
+    let engine = engine::new_engine(args.count_instructions)?;
     let linker = engine::new_linker(&engine)?;
     let loaded = Arc::new(app::load(&engine, &linker, &app, &options)?);
     for warning in &loaded.warnings {
@@ -140,7 +145,7 @@ fn up(args: UpArgs) -> Result<()> {
             loaded.name,
             started.elapsed().as_millis()
         );
-        HttpTrigger::new(loaded, listen)
+        HttpTrigger::new(loaded, listen, args.count_instructions)
             .serve(listener, shutdown_signal())
             .await
     })
