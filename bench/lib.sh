@@ -32,3 +32,20 @@ stop() { kill -TERM "$pid"; wait "$pid" || true; }
 # Start-up time the runner logged in <log>.err.
 ready_ms() { sed -n 's/.*ready in \([0-9]*\) ms/\1/p' "$1.err"; }
 median() { printf '%s\n' "$@" | sort -n | sed -n "$(( ($# + 1) / 2 ))p"; }
+
+# wrk against $url with one of bench/lua's scripts (BENCH_LUA set), one
+# connection per thread (so that report.lua can time each request); sets $rps,
+# $p50 $p99 $p999 (ms, each request's own time) and $wrk_p99 (wrk's
+# coordinated-omission-corrected p99, see report.lua), and fails loudly on
+# unexpected answers or socket errors.
+load() { # connections seconds script [env...]
+  local conns=$1 dur=$2 script=$3 line
+  shift 3
+  line=$(env "$@" wrk -t"$conns" -c"$conns" -d"${dur}s" \
+    -s "bench/lua/$script" "$url" | grep '^RESULT ')
+  read -r _ rps p50 p99 p999 bad sock wrk_p99 <<<"$line"
+  if (( bad > 0 || sock > 0 )); then
+    echo "bench: $script $*: $bad unexpected answers, $sock socket errors" >&2
+    exit 1
+  fi
+}

@@ -35,18 +35,17 @@ printf '| start-up, cold (compile 3 components, median of 5) | %s ms |\n' "$(med
 printf '| start-up, warm compile cache (median of 5) | %s ms |\n' "$(median "${warm[@]}")"
 
 # Latencies are each request's own time (bench/lua/report.lua).
-load() { # label path connections
-  local line rps p50 p99
-  line=$(BENCH_LUA=$PWD/bench/lua BENCH_PATH=$2 wrk -t"$3" -c"$3" -d"${secs}s" -s bench/lua/get.lua "$url" | grep '^RESULT ')
-  read -r _ rps p50 p99 _ <<<"$line"
+export BENCH_LUA=$PWD/bench/lua
+measure() { # label path connections
+  load "$3" "$secs" get.lua BENCH_PATH="$2"
   printf '| %s, %s conn: req/s | %s |\n' "$1" "$3" "$rps"
   printf '| %s, %s conn: p50 / p99 | %s ms / %s ms |\n' "$1" "$3" "$p50" "$p99"
 }
 start tests/fixtures/spin.toml "$work/cache-1" "$work/load"
-load "no-op component" /noop 1
-load "no-op component" /noop 16
+measure "no-op component" /noop 1
+measure "no-op component" /noop 16
 stop
 start spin.toml "$work/cache-1" "$work/app"
-load "GET /api/health (KV + SQLite + variable)" /api/health 16
+measure "GET /api/health (KV + SQLite + variable)" /api/health 16
 stop
 echo

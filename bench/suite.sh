@@ -42,21 +42,6 @@ start() { # state-dir cache-dir log [more flags]
 out() { printf '%s\n' "$*" | tee -a "$results"; }
 row() { out "| $1 | $2 |"; }
 
-# wrk with one of bench/lua's scripts, one connection per thread (so that
-# report.lua can time each request); sets $rps, $p50 $p99 $p999 (ms, each
-# request's own time) and $wrk_p99 (wrk's coordinated-omission-corrected p99,
-# see report.lua), and fails loudly on unexpected answers or socket errors.
-load() { # connections seconds script [env...]
-  local conns=$1 dur=$2 script=$3 line
-  shift 3
-  line=$(env "$@" wrk -t"$conns" -c"$conns" -d"${dur}s" \
-    -s "bench/lua/$script" "$url" | grep '^RESULT ')
-  read -r _ rps p50 p99 p999 bad sock wrk_p99 <<<"$line"
-  if (( bad > 0 || sock > 0 )); then
-    echo "bench: $script $*: $bad unexpected answers, $sock socket errors" >&2
-    exit 1
-  fi
-}
 fmt() { printf '%s req/s · p50 %s ms · p99 %s ms · p99.9 %s ms' "$rps" "$p50" "$p99" "$p999"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
