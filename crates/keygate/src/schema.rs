@@ -15,7 +15,7 @@
 
 use crate::store::{Sql, StoreError};
 
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// Schema version 1. `name_folded` is the Unicode-lower-cased name, computed
 /// in Rust: SQLite's `lower()` folds ASCII only, which would let "Ärger" and
@@ -205,8 +205,35 @@ pub const V5: &[&str] = &[
 pub const V6: &[&str] = &["CREATE INDEX IF NOT EXISTS audit_revocations_by_user
         ON audit_log (user) WHERE action = 'key.revoked'"];
 
+/// Schema version 7: the write-ahead log. Spin opens every connection with
+/// SQLite's defaults, whose rollback journal costs each commit several
+/// `fsync`s and makes readers and writers wait for each other; WAL is a
+/// property of the database file, so once set here every later connection
+/// (of any instance on this file) uses it. A database that does not let a
+/// client choose its journal (libSQL's server answers `unsupported
+/// statement`: it keeps its own log) is left as it is.
+pub const V7: &[&str] = &["PRAGMA journal_mode = WAL"];
+
+/// What verify's connection sets before it records a use: `synchronous =
+/// NORMAL`. In WAL mode a commit then appends to the log without an `fsync`;
+/// the log is synced at each checkpoint (SQLite's automatic one every 1,000
+/// pages, or when the last connection closes) and by any commit made with
+/// SQLite's default `FULL`, which every other write of keygate keeps. A
+/// crash of Spin or of the component loses nothing; a power loss or kernel
+/// crash can lose the `key.used` entries (and `last_used_at`) since the last
+/// sync, never a key's creation, deletion or revocation. See the README.
+pub const RECORD_USES_WITHOUT_FSYNC: &str = "PRAGMA synchronous = NORMAL";
+
 /// Each version's statements, in order.
-const MIGRATIONS: &[(i64, &[&str])] = &[(1, V1), (2, V2), (3, V3), (4, V4), (5, V5), (6, V6)];
+const MIGRATIONS: &[(i64, &[&str])] = &[
+    (1, V1),
+    (2, V2),
+    (3, V3),
+    (4, V4),
+    (5, V5),
+    (6, V6),
+    (7, V7),
+];
 
 pub fn user_version(sql: &dyn Sql) -> Result<i64, StoreError> {
     sql.execute("PRAGMA user_version", &[])?.scalar_int()
@@ -217,7 +244,13 @@ pub fn migrate(sql: &dyn Sql) -> Result<(), StoreError> {
     let current = user_version(sql)?;
     for (version, statements) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
         for statement in *statements {
-            sql.execute(statement, &[])?;
+            match sql.execute(statement, &[]) {
+                // A setting the server keeps for itself (V7 on libSQL).
+                Err(e) if statement.starts_with("PRAGMA") && e.is_unsupported_statement() => {}
+                other => {
+                    other?;
+                }
+            }
         }
         // PRAGMA takes no parameters; `version` is a constant of this crate.
         sql.execute(&format!("PRAGMA user_version = {version}"), &[])?;
@@ -280,6 +313,54 @@ mod tests {
         sql.execute("PRAGMA user_version = 0", &[]).unwrap();
         migrate(&sql).unwrap();
         assert_eq!(user_version(&sql).unwrap(), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn migrating_a_database_file_turns_on_its_write_ahead_log_for_every_later_connection() {
+        let path = std::env::temp_dir().join(format!(
+            "keygate-schema-wal-{}-{:?}.db",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_file(&path);
+        migrate(&SqliteSql::open(&path)).unwrap();
+        let later = SqliteSql::open(&path);
+        let mode = later.execute("PRAGMA journal_mode", &[]).unwrap();
+        assert_eq!(mode.rows, [[SqlValue::text("wal")]]);
+        drop(later);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
+
+    /// A database server that keeps its journal to itself, as libSQL's does.
+    struct RefusesJournalMode(SqliteSql);
+
+    impl Sql for RefusesJournalMode {
+        fn execute(
+            &self,
+            sql: &str,
+            params: &[SqlValue],
+        ) -> Result<crate::store::Rows, StoreError> {
+            if sql.starts_with("PRAGMA journal_mode") {
+                return Err(StoreError::new(format!("unsupported statement: {sql}")));
+            }
+            self.0.execute(sql, params)
+        }
+    }
+
+    #[test]
+    fn a_server_that_keeps_its_own_journal_is_still_migrated_but_other_failures_stop_it() {
+        let server = RefusesJournalMode(SqliteSql::new());
+        migrate(&server).unwrap();
+        assert_eq!(user_version(&server).unwrap(), SCHEMA_VERSION);
+
+        let failing = crate::testing::FailingSql::new(SqliteSql::new());
+        failing.fail_nth_matching("PRAGMA journal_mode", 1);
+        assert!(migrate(&failing).is_err());
+        assert_eq!(user_version(&failing).unwrap(), SCHEMA_VERSION - 1);
+        migrate(&failing).unwrap();
+        assert_eq!(user_version(&failing).unwrap(), SCHEMA_VERSION);
     }
 
     #[test]

@@ -289,8 +289,9 @@ impl<'a> KeyService<'a> {
 
     /// `/api/verify`. A malformed key is refused without touching storage;
     /// otherwise one KV read finds the key and refuses unknown, revoked and
-    /// expired ones, and a valid key costs exactly one SQL statement: the
-    /// `key.used` insert, whose trigger sets `last_used_at`. That insert
+    /// expired ones, and a valid key costs one SQL write: the `key.used`
+    /// insert, whose trigger sets `last_used_at`, after the connection
+    /// setting [`schema::RECORD_USES_WITHOUT_FSYNC`]. That insert
     /// happens only while the key's row exists and is not revoked, so a
     /// verify racing a delete or a revocation (or finding an index entry a
     /// failed create or delete left behind) answers 401, and no `key.used`
@@ -334,6 +335,9 @@ impl<'a> KeyService<'a> {
             details,
             SqlValue::text(&entry.key_id),
         ];
+        // Best effort: where the setting is refused (libSQL's server) the
+        // connection keeps SQLite's stricter default.
+        let _ = self.sql.execute(schema::RECORD_USES_WITHOUT_FSYNC, &[]);
         let recorded = match self.sql.execute(INSERT_KEY_USED, &params) {
             Err(e) if e.is_missing_schema() => {
                 schema::migrate(self.sql)?;

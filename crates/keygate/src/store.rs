@@ -73,6 +73,12 @@ impl StoreError {
         self.message.contains("no such table")
     }
 
+    /// A statement the database server refuses to run for clients (libSQL's
+    /// server for settings it keeps itself, such as the journal mode).
+    pub(crate) fn is_unsupported_statement(&self) -> bool {
+        self.message.contains("unsupported statement")
+    }
+
     /// A violation of the "one live key per name" index.
     pub(crate) fn is_name_taken(&self) -> bool {
         self.message.contains("UNIQUE constraint failed") && self.message.contains("name_folded")

@@ -216,6 +216,13 @@ mod sqlite {
                 conn: rusqlite::Connection::open_in_memory().expect("in-memory SQLite"),
             }
         }
+
+        /// A database file, opened as Spin opens one: SQLite's defaults.
+        pub fn open(path: &std::path::Path) -> Self {
+            Self {
+                conn: rusqlite::Connection::open(path).expect("SQLite file"),
+            }
+        }
     }
 
     impl Default for SqliteSql {

@@ -440,8 +440,41 @@ fn verify_reads_one_kv_entry_and_writes_one_sql_statement() {
     w.verify(&k).unwrap();
     assert_eq!(w.kv.calls(), vec![(KvOp::Get, k.secret.hash().kv_key())]);
     let statements = w.sql.statements();
-    assert_eq!(statements.len(), 1, "{statements:?}");
-    assert!(statements[0].starts_with("INSERT INTO audit_log"));
+    assert_eq!(
+        statements,
+        [schema::RECORD_USES_WITHOUT_FSYNC, INSERT_KEY_USED],
+        "the connection setting, then the one write"
+    );
+    assert_eq!(
+        w.sql
+            .inner()
+            .execute("PRAGMA synchronous", &[])
+            .unwrap()
+            .scalar_int()
+            .unwrap(),
+        1,
+        "NORMAL on verify's connection"
+    );
+}
+
+#[test]
+fn a_use_is_still_recorded_where_the_connection_setting_is_refused() {
+    let w = World::new();
+    let k = w.create("u", "k");
+    w.sql
+        .fail_nth_matching(schema::RECORD_USES_WITHOUT_FSYNC, 1);
+    w.verify(&k).unwrap();
+    assert_eq!(w.actions().last().map(String::as_str), Some("key.used"));
+    assert_eq!(
+        w.sql
+            .inner()
+            .execute("PRAGMA synchronous", &[])
+            .unwrap()
+            .scalar_int()
+            .unwrap(),
+        2,
+        "the connection keeps SQLite's FULL"
+    );
 }
 
 #[test]
