@@ -152,3 +152,75 @@ fn ungranted_database_is_access_denied() {
     );
     assert_eq!((status, out["error"].as_str()), (403, Some("AccessDenied")));
 }
+
+/// As on Spin, where every `open` is a fresh SQLite connection: what one
+/// request set on its connection is gone for the next, and a fresh
+/// connection has SQLite's defaults (the file's journal, `synchronous =
+/// FULL`), so a component that forgets its settings is caught here too.
+#[test]
+fn connection_settings_do_not_carry_over_to_the_next_request() {
+    let state = tempfile::tempdir().unwrap();
+    let runner = RunnerConfig::probe(&state).start();
+    let settings = json!([
+        {"sql": "PRAGMA journal_mode"},
+        {"sql": "PRAGMA synchronous"},
+        {"sql": "PRAGMA cache_size"},
+    ]);
+    let (status, fresh) = run(&runner, "/probe/sql/default", settings.clone());
+    assert_eq!(status, 200, "{fresh}");
+    let value = |out: &Json, i: usize| out["results"][i]["rows"][0][0].clone();
+    assert_eq!(
+        value(&fresh, 0),
+        json!({"text": "delete"}),
+        "the runner chose no journal"
+    );
+    assert_eq!(value(&fresh, 1), json!({"integer": 2}), "FULL");
+
+    // Several requests at once, so the pool hands out more than one connection.
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                let (status, out) = run(
+                    &runner,
+                    "/probe/sql/default",
+                    json!([
+                        {"sql": "PRAGMA synchronous = OFF"},
+                        {"sql": "PRAGMA cache_size = 7"},
+                        {"sql": "PRAGMA synchronous"},
+                    ]),
+                );
+                assert_eq!(status, 200, "{out}");
+                assert_eq!(
+                    value(&out, 2),
+                    json!({"integer": 0}),
+                    "set on its own connection"
+                );
+            });
+        }
+    });
+    for _ in 0..8 {
+        let (status, later) = run(&runner, "/probe/sql/default", settings.clone());
+        assert_eq!(status, 200, "{later}");
+        assert_eq!(later, fresh, "a later request's connection is fresh");
+    }
+}
+
+/// The journal is the file's: a component sets WAL once and every later
+/// connection has it.
+#[test]
+fn a_journal_mode_set_by_a_component_stays_with_the_file() {
+    let state = tempfile::tempdir().unwrap();
+    let runner = RunnerConfig::probe(&state).start();
+    let (status, out) = run(
+        &runner,
+        "/probe/sql/default",
+        json!([{"sql": "PRAGMA journal_mode = WAL"}]),
+    );
+    assert_eq!(status, 200, "{out}");
+    let (_, out) = run(
+        &runner,
+        "/probe/sql/default",
+        json!([{"sql": "PRAGMA journal_mode"}]),
+    );
+    assert_eq!(out["results"][0]["rows"][0][0], json!({"text": "wal"}));
+}

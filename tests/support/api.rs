@@ -101,6 +101,11 @@ impl App {
         RunnerConfig::app(state, ADMIN_TOKEN).env("SPIN_VARIABLE_WEBHOOK_SECRET", WEBHOOK_SECRET)
     }
 
+    /// The runner's state directory (its databases).
+    pub fn state_dir(&self) -> std::path::PathBuf {
+        self._state.path().join("state")
+    }
+
     /// A request without credentials.
     pub fn call(&self, method: &str, path: &str) -> Call<'_> {
         Call::new(&self.runner, method, path)

@@ -29,6 +29,8 @@ pub struct LoadOptions {
     pub cache_dir: Option<PathBuf>,
     /// Fault rules for tests ([`crate::faults`]); `None` normally.
     pub faults: Option<Arc<Faults>>,
+    /// Log every SQLite statement a guest runs ([`crate::sqlite`]).
+    pub trace_sql: bool,
 }
 
 pub struct LoadedApp {
@@ -135,6 +137,7 @@ pub fn load(
             environment: component.environment.clone().into_iter().collect(),
             outbound,
             faults: options.faults.clone(),
+            trace_sql: options.trace_sql,
         });
         let compiled = load_component(engine, &component.source, options.cache_dir.as_deref())
             .with_context(|| format!("{at}.source"))?;

@@ -26,6 +26,8 @@ pub struct ComponentContext {
     pub outbound: OutboundHttp,
     /// Test-only fault rules (`--fail`, `--crash-after`); `None` in normal runs.
     pub faults: Option<Arc<Faults>>,
+    /// `--trace-sql`: log each SQLite statement the component runs.
+    pub trace_sql: bool,
 }
 
 /// The data of one request's `Store`.

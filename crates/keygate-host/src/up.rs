@@ -82,6 +82,11 @@ pub struct UpArgs {
     /// the machine's load. Costs some speed; compiled separately in the cache.
     #[arg(long)]
     pub count_instructions: bool,
+    /// For tests and benchmarks: log every SQLite statement a component runs
+    /// (the text, never its parameters), with its connection and the
+    /// `synchronous` level it ran at.
+    #[arg(long)]
+    pub trace_sql: bool,
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -122,6 +127,7 @@ fn up(args: UpArgs) -> Result<()> {
         variables: VariableSources::from_process(parse_variable_flags(&args.variables)?),
         cache_dir,
         faults,
+        trace_sql: args.trace_sql,
     };
 
     let engine = engine::new_engine(args.count_instructions)?;

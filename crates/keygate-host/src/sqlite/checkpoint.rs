@@ -6,6 +6,8 @@ use std::sync::{Arc, Mutex};
 use anyhow::Result;
 use rusqlite::Connection;
 
+use super::open_as_spin_does;
+#[cfg(test)]
 use super::open_sqlite_file;
 
 /// WAL checkpoints on a thread of their own. A checkpoint copies the WAL back
@@ -36,7 +38,7 @@ impl Checkpointer {
             writer.pragma_update(None, "wal_autocheckpoint", 0)?;
             writer.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
         }
-        let conn = open_sqlite_file(path)?;
+        let conn = open_as_spin_does(path)?;
         let writer = writer.clone();
         let (wake, woken) = std::sync::mpsc::sync_channel::<()>(1);
         std::thread::Builder::new()

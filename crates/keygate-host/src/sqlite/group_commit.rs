@@ -23,8 +23,13 @@ use super::{QueryOutput, SqlValue};
 /// more arrived meanwhile, a blocking thread leads on until the queue is
 /// empty. Alone, a write is simply run in autocommit on the writer, so a
 /// single client pays nothing extra.
+///
+/// Each write commits at least as durably as its own connection asked
+/// (`synchronous`): a group commits at the strictest level of its writes.
 pub(super) struct GroupCommit {
     writer: Arc<Mutex<Connection>>,
+    /// The writer's `synchronous` now (changed under the writer's lock).
+    writer_synchronous: std::sync::atomic::AtomicU8,
     queue: Mutex<WriteQueue>,
     checkpoints: Option<Checkpointer>,
 }
@@ -38,6 +43,8 @@ struct WriteQueue {
 struct WriteJob {
     statement: String,
     params: Vec<SqlValue>,
+    /// The `synchronous` of the guest's connection.
+    synchronous: u8,
     reply: oneshot::Sender<Result<Written, String>>,
 }
 
@@ -53,9 +60,15 @@ pub(super) struct Written {
 const MAX_GROUP: usize = 64;
 
 impl GroupCommit {
-    pub(super) fn new(writer: Arc<Mutex<Connection>>, checkpoints: Option<Checkpointer>) -> Self {
+    /// `writer` is at `synchronous`.
+    pub(super) fn new(
+        writer: Arc<Mutex<Connection>>,
+        synchronous: u8,
+        checkpoints: Option<Checkpointer>,
+    ) -> Self {
         Self {
             writer,
+            writer_synchronous: synchronous.into(),
             queue: Mutex::default(),
             checkpoints,
         }
@@ -65,6 +78,7 @@ impl GroupCommit {
         self: &Arc<Self>,
         statement: &str,
         params: &[SqlValue],
+        synchronous: u8,
     ) -> Result<Written, String> {
         let (reply, answer) = oneshot::channel();
         let lead = {
@@ -72,6 +86,7 @@ impl GroupCommit {
             queue.jobs.push(WriteJob {
                 statement: statement.to_owned(),
                 params: params.to_vec(),
+                synchronous,
                 reply,
             });
             !std::mem::replace(&mut queue.leading, true)
@@ -102,13 +117,37 @@ impl GroupCommit {
             queue.jobs.drain(..take).collect::<Vec<_>>()
         };
         let statements = jobs.len();
-        commit_together(&self.writer.lock().unwrap_or_else(|p| p.into_inner()), jobs);
+        let synchronous = jobs.iter().map(|job| job.synchronous).max();
+        let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(level) = synchronous {
+            self.set_synchronous(&writer, level);
+        }
+        commit_together(&writer, jobs);
+        drop(writer);
         if let Some(checkpoints) = &self.checkpoints {
             checkpoints.wrote(statements);
         }
         let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
         queue.leading = !queue.jobs.is_empty();
         queue.leading
+    }
+
+    /// Puts the writer (held by the caller) at `level` unless it is there.
+    /// Should that fail, the writer is put at the strictest level instead:
+    /// never less durable than a write asked for.
+    fn set_synchronous(&self, writer: &Connection, level: u8) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.writer_synchronous.load(Relaxed) == level {
+            return;
+        }
+        let level = match writer.pragma_update(None, "synchronous", level) {
+            Ok(()) => level,
+            Err(_) => {
+                let _ = writer.pragma_update(None, "synchronous", 3);
+                3
+            }
+        };
+        self.writer_synchronous.store(level, Relaxed);
     }
 }
 
@@ -199,6 +238,7 @@ mod tests {
                 let job = WriteJob {
                     statement: statement.to_string(),
                     params: Vec::new(),
+                    synchronous: 2,
                     reply,
                 };
                 (job, answer)
@@ -276,5 +316,39 @@ mod tests {
         assert_eq!(count(&conn, "SELECT count(*) FROM parent"), 1);
         assert_eq!(count(&conn, "SELECT count(*) FROM child"), 0);
         assert!(conn.is_autocommit());
+    }
+
+    /// A group of writes commits at the strictest `synchronous` its writes'
+    /// connections asked for; a write never commits less durably than asked.
+    #[tokio::test]
+    async fn a_group_commits_at_the_strictest_level_its_writes_asked_for() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (x)").unwrap();
+        let writer = Arc::new(Mutex::new(conn));
+        let group = Arc::new(GroupCommit::new(writer.clone(), 2, None));
+        let level = || -> u8 {
+            writer
+                .lock()
+                .unwrap()
+                .pragma_query_value(None, "synchronous", |r| r.get(0))
+                .unwrap()
+        };
+        group
+            .write("INSERT INTO t VALUES (1)", &[], 1)
+            .await
+            .unwrap();
+        assert_eq!(level(), 1, "alone: NORMAL as asked");
+        let (a, b) = tokio::join!(
+            group.write("INSERT INTO t VALUES (2)", &[], 1),
+            group.write("INSERT INTO t VALUES (3)", &[], 2),
+        );
+        a.unwrap();
+        b.unwrap();
+        assert_eq!(level(), 2, "together with a FULL write: FULL");
+        group
+            .write("INSERT INTO t VALUES (4)", &[], 1)
+            .await
+            .unwrap();
+        assert_eq!(level(), 1);
     }
 }

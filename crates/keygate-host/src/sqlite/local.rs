@@ -10,8 +10,7 @@ use rusqlite::types::ValueRef;
 use super::checkpoint::Checkpointer;
 use super::group_commit::GroupCommit;
 use super::{
-    BoxFuture, Database, DbConnection, QueryOutput, SqlValue, configure, enlarge_page_cache,
-    open_sqlite_file,
+    BoxFuture, Database, DbConnection, QueryOutput, SqlValue, enlarge_page_cache, open_as_spin_does,
 };
 use crate::runtime_config::Location;
 
@@ -30,8 +29,15 @@ struct ConnectionPool {
     idle: Mutex<Vec<Connection>>,
 }
 
-/// Connections kept open between requests; more are opened under load.
-const IDLE_CONNECTIONS: usize = 8;
+/// Connections kept open between requests; more are opened under load. As
+/// many as the requests that may hold one at once under load (a handle that
+/// set `synchronous` holds its connection while its write waits for the
+/// group): opening one costs a file open and a parse of the whole schema.
+const IDLE_CONNECTIONS: usize = 32;
+
+/// SQLite's default `synchronous` (FULL), which every fresh connection has,
+/// on Spin as here.
+const FRESH_SYNCHRONOUS: u8 = 2;
 
 impl ConnectionPool {
     /// An idle connection, or a new one.
@@ -44,6 +50,7 @@ impl ConnectionPool {
     }
 
     /// Keeps `conn` for the next request, unless enough are idle already.
+    /// The caller has put its settings back as a fresh connection has them.
     fn give_back(&self, conn: Connection) {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < IDLE_CONNECTIONS {
@@ -72,6 +79,7 @@ impl LocalDatabase {
         };
         let writer = open_location(&location)?;
         enlarge_page_cache(&writer)?;
+        writer.pragma_update(None, "synchronous", FRESH_SYNCHRONOUS)?;
         let writer = Arc::new(Mutex::new(writer));
         // A memory database has no WAL to checkpoint.
         let checkpoints = file
@@ -83,7 +91,7 @@ impl LocalDatabase {
                 location,
                 idle: Mutex::new(vec![first]),
             }),
-            group: Arc::new(GroupCommit::new(writer, checkpoints)),
+            group: Arc::new(GroupCommit::new(writer, FRESH_SYNCHRONOUS, checkpoints)),
         })
     }
 }
@@ -92,13 +100,7 @@ fn open_location(location: &Location) -> Result<Connection> {
     let Location::File(path) = location else {
         unreachable!("memory is mapped to a URI")
     };
-    if path.to_string_lossy().starts_with("file:") {
-        let conn = Connection::open(path)?;
-        configure(&conn)?;
-        Ok(conn)
-    } else {
-        open_sqlite_file(path)
-    }
+    open_as_spin_does(path)
 }
 
 impl Database for LocalDatabase {
@@ -112,6 +114,8 @@ impl Database for LocalDatabase {
             group: self.group.clone(),
             committed_elsewhere: None,
             may_have_local_schema: false,
+            synchronous: FRESH_SYNCHRONOUS,
+            settings_changed: SettingsChanged::default(),
         }))
     }
 }
@@ -128,6 +132,21 @@ struct PooledConnection {
     /// connection sees (a `TEMP` table, an `ATTACH`): its writes then stay
     /// here, where those names resolve.
     may_have_local_schema: bool,
+    /// The guest's `synchronous` on this connection: its writes commit at
+    /// this level, also when the group commit runs them.
+    synchronous: u8,
+    /// What the guest changed of its connection, to be undone before the
+    /// next request gets it: no setting carries over to another request's
+    /// connection, as none does on Spin, where every open starts fresh.
+    settings_changed: SettingsChanged,
+}
+
+#[derive(Default)]
+struct SettingsChanged {
+    synchronous: bool,
+    /// Any other setting (`PRAGMA name = …` or `PRAGMA name(…)`): such a
+    /// connection is closed at the end, not handed on.
+    other: bool,
 }
 
 impl PooledConnection {
@@ -156,6 +175,15 @@ impl Drop for PooledConnection {
         if self.may_have_local_schema && has_local_schema(&conn) {
             return;
         }
+        // Nor its settings.
+        if self.settings_changed.other
+            || (self.settings_changed.synchronous
+                && conn
+                    .pragma_update(None, "synchronous", FRESH_SYNCHRONOUS)
+                    .is_err())
+        {
+            return;
+        }
         self.pool.give_back(conn);
     }
 }
@@ -182,12 +210,24 @@ impl DbConnection for PooledConnection {
                 Ok(stmt) => stmt.readonly(),
                 Err(e) => return Box::pin(std::future::ready(Err(e.to_string()))),
             };
-            if !readonly && !dml {
+            let setting = pragma_setting(statement);
+            if !readonly && !dml && setting.is_none() {
                 self.may_have_local_schema = true;
             }
             let conn = self.conn();
             let rowid = conn.last_insert_rowid();
             let result = run_statement(conn, statement, params);
+            match setting {
+                Some(name) if name.eq_ignore_ascii_case("synchronous") => {
+                    self.settings_changed.synchronous = true;
+                    self.synchronous = self
+                        .conn()
+                        .pragma_query_value(None, "synchronous", |row| row.get(0))
+                        .unwrap_or(FRESH_SYNCHRONOUS);
+                }
+                Some(_) => self.settings_changed.other = true,
+                None => {}
+            }
             if result.is_ok() && self.committed_elsewhere.is_some() {
                 let conn = self.conn();
                 let (mut last_rowid, mut changes) = self.committed_elsewhere.unwrap_or_default();
@@ -202,8 +242,9 @@ impl DbConnection for PooledConnection {
             return Box::pin(std::future::ready(result));
         }
         let group = self.group.clone();
+        let synchronous = self.synchronous;
         Box::pin(async move {
-            let written = group.write(statement, params).await?;
+            let written = group.write(statement, params, synchronous).await?;
             let last_rowid = written.rowid.unwrap_or_else(|| self.last_insert_rowid());
             self.committed_elsewhere = Some((last_rowid, written.changes));
             Ok(written.output)
@@ -225,6 +266,29 @@ impl DbConnection for PooledConnection {
             (None, None) => 0,
         }
     }
+
+    fn synchronous(&self) -> Option<u8> {
+        Some(self.synchronous)
+    }
+}
+
+/// The name of the setting a `PRAGMA` statement changes (`PRAGMA name = v`,
+/// `PRAGMA schema.name(v)`); `None` for other statements and for a `PRAGMA`
+/// that only reads (`PRAGMA name`).
+fn pragma_setting(statement: &str) -> Option<&str> {
+    let rest = skip_comments(statement);
+    let keyword = rest.get(..6)?;
+    if !keyword.eq_ignore_ascii_case("PRAGMA") {
+        return None;
+    }
+    let rest = rest[6..].trim_start();
+    let end = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+        .unwrap_or(rest.len());
+    let (name, after) = rest.split_at(end);
+    let name = name.rsplit('.').next().unwrap_or(name);
+    let after = after.trim_start();
+    (after.starts_with('=') || after.starts_with('(')).then_some(name)
 }
 
 fn has_local_schema(conn: &Connection) -> bool {
@@ -272,6 +336,17 @@ pub(super) fn run_statement(
 /// someone else's transaction with exactly their own effect. Schema changes,
 /// `PRAGMA`s, `VACUUM` and transaction control run on the guest's connection.
 pub(super) fn is_dml(statement: &str) -> bool {
+    let word = skip_comments(statement)
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .next()
+        .unwrap_or("");
+    ["INSERT", "UPDATE", "DELETE", "REPLACE"]
+        .iter()
+        .any(|dml| word.eq_ignore_ascii_case(dml))
+}
+
+/// The statement from its first keyword on.
+fn skip_comments(statement: &str) -> &str {
     let mut rest = statement.trim_start();
     loop {
         if let Some(comment) = rest.strip_prefix("--") {
@@ -279,16 +354,9 @@ pub(super) fn is_dml(statement: &str) -> bool {
         } else if let Some(comment) = rest.strip_prefix("/*") {
             rest = comment.split_once("*/").map_or("", |(_, r)| r).trim_start();
         } else {
-            break;
+            return rest;
         }
     }
-    let word = rest
-        .split(|c: char| !c.is_ascii_alphabetic())
-        .next()
-        .unwrap_or("");
-    ["INSERT", "UPDATE", "DELETE", "REPLACE"]
-        .iter()
-        .any(|dml| word.eq_ignore_ascii_case(dml))
 }
 
 #[cfg(test)]
@@ -495,6 +563,22 @@ mod tests {
             "",
         ] {
             assert!(!is_dml(other), "{other}");
+        }
+    }
+
+    #[test]
+    fn pragma_settings_are_told_from_pragma_reads() {
+        for (statement, setting) in [
+            ("PRAGMA synchronous = NORMAL", Some("synchronous")),
+            ("  /* x */ pragma main.cache_size=-2000", Some("cache_size")),
+            ("PRAGMA wal_checkpoint(TRUNCATE)", Some("wal_checkpoint")),
+            ("PRAGMA user_version", None),
+            ("PRAGMA synchronous", None),
+            ("SELECT 1", None),
+            ("INSERT INTO t VALUES (1)", None),
+            ("é", None),
+        ] {
+            assert_eq!(pragma_setting(statement), setting, "{statement}");
         }
     }
 }

@@ -60,27 +60,37 @@ pub trait DbConnection: Send {
     ) -> BoxFuture<'a, Result<QueryOutput, String>>;
     fn last_insert_rowid(&self) -> i64;
     fn changes(&self) -> u64;
+    /// The `synchronous` level this connection's commits are made at now,
+    /// where the backend has one (for `--trace-sql`).
+    fn synchronous(&self) -> Option<u8>;
 }
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// Opens a SQLite file the way both capabilities want it: WAL, so readers do
-/// not wait for writers and data survives a restart; a busy handler so
-/// concurrent writers queue instead of failing.
+/// Opens a SQLite file the runner itself owns (a key-value store's): WAL, so
+/// readers do not wait for writers; `synchronous = NORMAL`; a busy handler
+/// so concurrent writers queue instead of failing. A guest's database is
+/// opened with [`open_as_spin_does`] instead.
 pub fn open_sqlite_file(path: &Path) -> Result<Connection> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    let conn = Connection::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    configure(&conn)?;
+    let conn = open_as_spin_does(path)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     Ok(conn)
 }
 
-pub(super) fn configure(conn: &Connection) -> Result<()> {
+/// Opens a connection to a guest's database with SQLite's defaults, as
+/// Spin's does: whatever journal the file has (a component sets WAL itself),
+/// `synchronous = FULL`. What a component wants of its connection it must
+/// set on every connection it opens, here as on Spin. One difference: the
+/// runner's busy handler ([`wait_for_lock`]) instead of a 5 s busy timeout.
+pub(super) fn open_as_spin_does(path: &Path) -> Result<Connection> {
+    let is_uri = path.to_string_lossy().starts_with("file:");
+    if let Some(dir) = path.parent().filter(|_| !is_uri) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let conn = Connection::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     conn.busy_handler(Some(wait_for_lock))?;
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
-    Ok(())
+    Ok(conn)
 }
 
 /// A 16 MiB page cache (SQLite's default is 2 MiB) for a connection whose
@@ -134,8 +144,19 @@ pub fn open_databases(
 }
 
 /// A connection a guest has opened: the resource behind `connection` handles
-/// of both interface versions.
-pub struct OpenConnection(Box<dyn DbConnection>);
+/// of both interface versions, numbered for `--trace-sql`.
+pub struct OpenConnection {
+    conn: Box<dyn DbConnection>,
+    number: u64,
+}
+
+impl OpenConnection {
+    fn new(conn: Box<dyn DbConnection>) -> Self {
+        static OPENED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let number = OPENED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        Self { conn, number }
+    }
+}
 
 /// The errors both interface versions share, before mapping to either.
 enum Failure {
@@ -151,7 +172,7 @@ impl RequestState {
         };
         let conn = db.connect().map_err(Failure::Io)?;
         self.table
-            .push(OpenConnection(conn))
+            .push(OpenConnection::new(conn))
             .map_err(|e| Failure::Io(e.to_string()))
     }
 
@@ -163,12 +184,18 @@ impl RequestState {
         params: Vec<SqlValue>,
     ) -> wasmtime::Result<Result<QueryOutput, Failure>> {
         let faults = self.component.faults.clone();
+        let trace = self.component.trace_sql.then(|| self.component.clone());
         let run = async {
             let conn = self.sqlite_conn(handle)?;
-            conn.0
+            let result = conn
+                .conn
                 .execute(statement, &params)
                 .await
-                .map_err(Failure::Io)
+                .map_err(Failure::Io);
+            if let Some(component) = trace {
+                trace_statement(&component.id, conn, statement, &result);
+            }
+            result
         };
         guard_async(
             faults.as_deref(),
@@ -188,6 +215,31 @@ impl RequestState {
             .get_mut(handle)
             .map_err(|_| Failure::InvalidConnection)
     }
+}
+
+/// `--trace-sql`: one log line per statement a guest ran, with its
+/// connection and the `synchronous` level in force after it, so tests and
+/// benchmarks see what each request sent and how durably it committed.
+/// Statements only: parameters (hashes, names) stay out of the log.
+fn trace_statement(
+    component: &str,
+    conn: &OpenConnection,
+    statement: &str,
+    result: &Result<QueryOutput, Failure>,
+) {
+    let synchronous = match conn.conn.synchronous() {
+        Some(0) => "OFF",
+        Some(1) => "NORMAL",
+        Some(2) => "FULL",
+        Some(3) => "EXTRA",
+        _ => "-",
+    };
+    let outcome = if result.is_ok() { "ok" } else { "error" };
+    let statement = statement.split_whitespace().collect::<Vec<_>>().join(" ");
+    eprintln!(
+        "keygate-host: sql {component} connection={} synchronous={synchronous} {outcome}: {statement}",
+        conn.number
+    );
 }
 
 macro_rules! value_conversions {
@@ -266,13 +318,13 @@ impl v3::HostConnection for RequestState {
 
     fn last_insert_rowid(&mut self, handle: Resource<OpenConnection>) -> i64 {
         self.sqlite_conn(&handle)
-            .map(|c| c.0.last_insert_rowid())
+            .map(|c| c.conn.last_insert_rowid())
             .unwrap_or(0)
     }
 
     fn changes(&mut self, handle: Resource<OpenConnection>) -> u64 {
         self.sqlite_conn(&handle)
-            .map(|c| c.0.changes())
+            .map(|c| c.conn.changes())
             .unwrap_or(0)
     }
 
