@@ -74,6 +74,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 # The probe's request: the connection setting verify makes, then one INSERT.
 probe_body='{"statements":[{"sql":"PRAGMA synchronous = NORMAL"},{"sql":"INSERT INTO bench_probe (at, v) VALUES (?, ?)","params":[{"integer":1},{"text":"GET /orders 203.0.113.9"}]}]}'
 
+probe_full_body='{"statements":[{"sql":"INSERT INTO bench_probe (at, v) VALUES (?, ?)","params":[{"integer":1},{"text":"GET /orders 203.0.113.9"}]}]}'
+
 run_on() { # label [spin up flags...]
   label=$1
   spin_up "$@"
@@ -94,6 +96,8 @@ run_on() { # label [spin up flags...]
     load "$conns" "$secs" post.lua BENCH_PATH=/probe/sql/default BENCH_BODY="$probe_body"
     local probe_rps=$rps probe_p50=$p50 probe_p99=$p99
     row "Spin ($label): probe, \`PRAGMA synchronous = NORMAL\` + one INSERT, $conns conn" "$(fmt)"
+    load "$conns" "$secs" post.lua BENCH_PATH=/probe/sql/default BENCH_BODY="$probe_full_body"
+    row "Spin ($label): probe, one INSERT at SQLite's default \`synchronous = FULL\`, $conns conn" "$(fmt)"
     load "$conns" "$secs" verify.lua KEYS="$work/valid.$label"
     row "Spin ($label): \`GET /api/verify\` valid key ($(wc -l <"$work/valid.$label") keys), $conns conn" \
       "$(fmt) · **$(ratio "$rps" "$probe_rps")× the probe's req/s, p50 $(ratio "$p50" "$probe_p50")× and p99 $(ratio "$p99" "$probe_p99")× the probe's** · $(ratio "$rps" "$noop_rps")× no-op"

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The black-box API tests against real Spin instead of keygate-host: the same
+# tests, the same built .wasm files, each test's app started by `spin up`
+# through keygate-host-as-spin. Needs `spin` on PATH
+# (../shared/tools/real-spin builds it); not in CI, where there is no Spin.
+#
+#   tests/real-spin/run.sh [cargo test filters...]
+#
+# Runs the tests of the contract (tests/api/*, the health route, the
+# concurrency and secrets checks); the runner's own tests and those that
+# inject faults through runner-only flags have no Spin equivalent.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+command -v spin >/dev/null || { echo "tests/real-spin/run.sh: no spin on PATH" >&2; exit 2; }
+cargo build -q --release --target wasm32-wasip2 -p health -p console -p keys -p verify -p user-webhook -p probe -p noop
+targets=()
+for t in api_keys_create api_keys_list api_keys_get_delete api_audit api_verify api_webhook \
+  api_auth api_conventions api_openapi api_robustness app_health reliability_concurrency \
+  reliability_secrets; do
+  targets+=(--test "$t")
+done
+KEYGATE_HOST_BIN=$PWD/tests/real-spin/keygate-host-as-spin \
+  cargo test --release --no-fail-fast "${targets[@]}" -- "$@"
