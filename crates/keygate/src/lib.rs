@@ -43,8 +43,8 @@
 //!   was never shown). A crash after the insert loses only the response: the
 //!   key exists and is audited, its secret is gone, and a retry hears
 //!   `name_taken` (the contract has no idempotency key for create).
-//! - **Delete**: one statement writes `key.deleted` if the row still exists,
-//!   and a trigger removes the row: the key leaves the overview and stops
+//! - **Delete**: one statement records the deletion if the row still exists,
+//!   and its trigger removes the row and writes `key.deleted`: the key leaves the overview and stops
 //!   verifying at once, with exactly one entry (of two racing deletes the
 //!   second hears `key_not_found`). Then the KV entry is removed; if that
 //!   fails the deletion still happened and the leftover verifies nothing.

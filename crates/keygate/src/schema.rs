@@ -15,7 +15,7 @@
 
 use crate::store::{Sql, StoreError};
 
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// Schema version 1. `name_folded` is the Unicode-lower-cased name, computed
 /// in Rust: SQLite's `lower()` folds ASCII only, which would let "Ärger" and
@@ -214,6 +214,45 @@ pub const V6: &[&str] = &["CREATE INDEX IF NOT EXISTS audit_revocations_by_user
 /// statement`: it keeps its own log) is left as it is.
 pub const V7: &[&str] = &["PRAGMA journal_mode = WAL"];
 
+/// Schema version 8: a deletion is written to `key_deletions`, whose trigger
+/// removes the key and writes `key.deleted`, all in the one statement as
+/// before. Until v7 an `audit_log` trigger did the removal when a
+/// `key.deleted` entry was inserted, so every insert into the trail — each
+/// verify's `key.used` — was compiled with that `DELETE` and the triggers it
+/// fires in turn (key counts, the name index's FTS5 table). Spin gives every
+/// request a fresh connection, so verify compiled all of it on every call:
+/// 70 µs of 250, and on real Spin at 16 connections 0.66× → 0.72× the
+/// one-INSERT probe's throughput (docs/benchmarks.md, 17.).
+///
+/// The guard makes an instance still at v7 (a rolling upgrade) fail its
+/// deletes with a storage error, instead of writing `key.deleted` for a key
+/// that no trigger removes any more; `key_deletions` writes the entry after
+/// the key is gone, so the guard never stops it.
+pub const V8: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS key_deletions (
+        id INTEGER PRIMARY KEY,
+        at INTEGER NOT NULL,
+        deleted_by TEXT NOT NULL,
+        key_id TEXT NOT NULL,
+        key_name TEXT NOT NULL
+    )",
+    "CREATE TRIGGER IF NOT EXISTS key_deletion_removes_the_key_and_is_audited
+        AFTER INSERT ON key_deletions
+        BEGIN
+            DELETE FROM api_keys WHERE id = NEW.key_id;
+            INSERT INTO audit_log (at, user, action, key_id, key_name, details)
+            VALUES (NEW.at, NEW.deleted_by, 'key.deleted', NEW.key_id, NEW.key_name, '{}');
+        END",
+    "CREATE TRIGGER IF NOT EXISTS audit_key_deleted_only_for_a_removed_key
+        BEFORE INSERT ON audit_log
+        WHEN NEW.action = 'key.deleted'
+            AND EXISTS (SELECT 1 FROM api_keys WHERE id = NEW.key_id)
+        BEGIN
+            SELECT RAISE(ABORT, 'key.deleted is written through key_deletions (schema 8)');
+        END",
+    "DROP TRIGGER IF EXISTS audit_key_deleted_removes_the_key",
+];
+
 /// What verify's connection sets before it records a use: `synchronous =
 /// NORMAL`. In WAL mode a commit then appends to the log without an `fsync`;
 /// the log is synced at each checkpoint (SQLite's automatic one every 1,000
@@ -233,6 +272,7 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
     (5, V5),
     (6, V6),
     (7, V7),
+    (8, V8),
 ];
 
 pub fn user_version(sql: &dyn Sql) -> Result<i64, StoreError> {
@@ -298,13 +338,14 @@ mod tests {
                 "api_keys_name_search_idx",
                 "audit_log",
                 "key_counts",
+                "key_deletions",
                 "removed_users",
                 "webhook_deliveries"
             ]
         );
         let indexes = names(&sql, "index");
         let triggers = names(&sql, "trigger");
-        assert_eq!(triggers.len(), 10);
+        assert_eq!(triggers.len(), 11);
         migrate(&sql).unwrap();
         assert_eq!(user_version(&sql).unwrap(), SCHEMA_VERSION);
         assert_eq!(names(&sql, "index"), indexes);
@@ -358,9 +399,46 @@ mod tests {
         let failing = crate::testing::FailingSql::new(SqliteSql::new());
         failing.fail_nth_matching("PRAGMA journal_mode", 1);
         assert!(migrate(&failing).is_err());
-        assert_eq!(user_version(&failing).unwrap(), SCHEMA_VERSION - 1);
+        assert_eq!(user_version(&failing).unwrap(), 6, "stopped before v7");
         migrate(&failing).unwrap();
         assert_eq!(user_version(&failing).unwrap(), SCHEMA_VERSION);
+    }
+
+    /// An instance still at schema v7 during a rolling upgrade deletes by
+    /// inserting `key.deleted` into the trail and counts on a trigger v8
+    /// dropped: its delete must fail, not answer as if the key were gone.
+    #[test]
+    fn a_delete_the_way_schema_7_did_it_fails_instead_of_leaving_the_key() {
+        let sql = SqliteSql::new();
+        migrate(&sql).unwrap();
+        sql.execute(
+            "INSERT INTO api_keys (id, name, name_folded, key_hash, hint, created_by, created_at) \
+             VALUES ('key_a', 'a', 'a', 'h', 'kg_…', 'u', 1)",
+            &[],
+        )
+        .unwrap();
+        let old_delete = sql.execute(
+            "INSERT INTO audit_log (at, user, action, key_id, key_name, details) \
+             SELECT 2, 'u', 'key.deleted', 'key_a', 'a', '{}' \
+             WHERE EXISTS (SELECT 1 FROM api_keys WHERE id = 'key_a') RETURNING id",
+            &[],
+        );
+        assert!(old_delete.is_err());
+        let left = sql
+            .execute("SELECT count(*) FROM api_keys", &[])
+            .unwrap()
+            .scalar_int()
+            .unwrap();
+        assert_eq!(left, 1);
+        let entries = sql
+            .execute(
+                "SELECT count(*) FROM audit_log WHERE action = 'key.deleted'",
+                &[],
+            )
+            .unwrap()
+            .scalar_int()
+            .unwrap();
+        assert_eq!(entries, 0);
     }
 
     #[test]

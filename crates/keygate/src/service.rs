@@ -208,8 +208,9 @@ impl<'a> KeyService<'a> {
         Ok(candidates < NAME_INDEX_MAX_CANDIDATES)
     }
 
-    /// `DELETE /api/keys/{id}`. One SQL statement writes `key.deleted` if
-    /// the row still exists, and a trigger removes the row in it: from then
+    /// `DELETE /api/keys/{id}`. One SQL statement records the deletion in
+    /// `key_deletions` if the row still exists, and its trigger removes the
+    /// row and writes `key.deleted` (schema v8): from then
     /// on the key is gone from the overview and no longer verifies (verify
     /// needs the row), all at once, with exactly one audit entry. Then the
     /// KV entry is removed; if that fails the deletion still happened, and
@@ -226,9 +227,8 @@ impl<'a> KeyService<'a> {
         let row = rows.first().ok_or(Error::KeyNotFound)?;
         let (name, hash) = (row.text(0)?, row.text(1)?);
         let deleted = self.sql.execute(
-            "INSERT INTO audit_log (at, user, action, key_id, key_name, details) \
-             SELECT ?, ?, 'key.deleted', ?, ?, '{}' \
-             WHERE EXISTS (SELECT 1 FROM api_keys WHERE id = ?) RETURNING id",
+            "INSERT INTO key_deletions (at, deleted_by, key_id, key_name) \
+             SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM api_keys WHERE id = ?) RETURNING id",
             &[
                 SqlValue::Integer(now),
                 SqlValue::text(user.as_str()),

@@ -619,7 +619,7 @@ fn deleting_removes_the_key_from_verify_and_the_overview() {
 fn delete_with_a_failing_statement_changes_nothing_and_the_retry_completes_it() {
     let w = World::new();
     let k = w.create("u", "k");
-    w.sql.fail_nth_matching("'key.deleted'", 1);
+    w.sql.fail_nth_matching("INSERT INTO key_deletions", 1);
     assert_err(
         w.service().delete_key(&user("admin"), &k.key.id, NOW),
         "storage_unavailable",
@@ -656,7 +656,7 @@ fn two_deletes_of_one_key_audit_it_once() {
     let k = w.create("u", "k");
     let both = Interleave {
         world: &w,
-        matches: Box::new(|call| call.contains("'key.deleted'")),
+        matches: Box::new(|call| call.contains("INSERT INTO key_deletions")),
         remaining: RefCell::new(1),
         hook: RefCell::new(Some(Box::new(|| {
             w.service()
