@@ -205,18 +205,9 @@ pub const V5: &[&str] = &[
 pub const V6: &[&str] = &["CREATE INDEX IF NOT EXISTS audit_revocations_by_user
         ON audit_log (user) WHERE action = 'key.revoked'"];
 
-/// Schema version 7: the write-ahead log. Spin opens every connection with
-/// SQLite's defaults, whose rollback journal costs each commit several
-/// `fsync`s and makes readers and writers wait for each other; WAL is a
-/// property of the database file, so once set here every later connection
-/// (of any instance on this file) uses it. A database that does not let a
-/// client choose its journal (libSQL's server answers `unsupported
-/// statement`: it keeps its own log) is left as it is.
-pub const V7: &[&str] = &["PRAGMA journal_mode = WAL"];
-
-/// Schema version 8: a deletion is written to `key_deletions`, whose trigger
+/// Schema version 7: a deletion is written to `key_deletions`, whose trigger
 /// removes the key and writes `key.deleted`, all in the one statement as
-/// before. Until v7 an `audit_log` trigger did the removal when a
+/// before. Until v6 an `audit_log` trigger did the removal when a
 /// `key.deleted` entry was inserted, so every insert into the trail — each
 /// verify's `key.used` — was compiled with that `DELETE` and the triggers it
 /// fires in turn (key counts, the name index's FTS5 table). Spin gives every
@@ -224,11 +215,11 @@ pub const V7: &[&str] = &["PRAGMA journal_mode = WAL"];
 /// 70 µs of 250, and on real Spin at 16 connections 0.66× → 0.72× the
 /// one-INSERT probe's throughput (docs/benchmarks.md, 17.).
 ///
-/// The guard makes an instance still at v7 (a rolling upgrade) fail its
+/// The guard makes an instance still at v6 (a rolling upgrade) fail its
 /// deletes with a storage error, instead of writing `key.deleted` for a key
 /// that no trigger removes any more; `key_deletions` writes the entry after
 /// the key is gone, so the guard never stops it.
-pub const V8: &[&str] = &[
+pub const V7: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS key_deletions (
         id INTEGER PRIMARY KEY,
         at INTEGER NOT NULL,
@@ -248,10 +239,22 @@ pub const V8: &[&str] = &[
         WHEN NEW.action = 'key.deleted'
             AND EXISTS (SELECT 1 FROM api_keys WHERE id = NEW.key_id)
         BEGIN
-            SELECT RAISE(ABORT, 'key.deleted is written through key_deletions (schema 8)');
+            SELECT RAISE(ABORT, 'key.deleted is written through key_deletions (schema 7)');
         END",
     "DROP TRIGGER IF EXISTS audit_key_deleted_removes_the_key",
 ];
+
+/// Schema version 8: the write-ahead log. Spin opens every connection with
+/// SQLite's defaults, whose rollback journal costs each commit several
+/// `fsync`s and makes readers and writers wait for each other; WAL is a
+/// property of the database file, so once set here every later connection
+/// (of any instance on this file) uses it. A database that does not let a
+/// client choose its journal (libSQL's server answers `unsupported
+/// statement`: it keeps its own log) is left as it is. The switch needs the
+/// file to itself for a moment: while other connections are busy with it
+/// SQLite answers `database is locked` at once, and the migration stops
+/// there without error (v7 is complete and usable); a later request tries again.
+pub const V8: &[&str] = &["PRAGMA journal_mode = WAL"];
 
 /// What verify's connection sets before it records a use: `synchronous =
 /// NORMAL`. In WAL mode a commit then appends to the log without an `fsync`;
@@ -279,14 +282,25 @@ pub fn user_version(sql: &dyn Sql) -> Result<i64, StoreError> {
     sql.execute("PRAGMA user_version", &[])?.scalar_int()
 }
 
+/// Brings this connection's copy of the schema up to date with the file: a
+/// read of the schema table checks the file's schema cookie, and SQLite
+/// reloads its copy when another connection changed it.
+pub fn reload(sql: &dyn Sql) -> Result<(), StoreError> {
+    sql.execute("SELECT count(*) FROM sqlite_master", &[])?;
+    Ok(())
+}
+
 /// Brings the database to [`SCHEMA_VERSION`]; one read when it is already there.
 pub fn migrate(sql: &dyn Sql) -> Result<(), StoreError> {
     let current = user_version(sql)?;
     for (version, statements) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
         for statement in *statements {
             match sql.execute(statement, &[]) {
-                // A setting the server keeps for itself (V7 on libSQL).
+                // A setting the server keeps for itself (V8 on libSQL).
                 Err(e) if statement.starts_with("PRAGMA") && e.is_unsupported_statement() => {}
+                // The journal can only change while no one else uses the
+                // file (V8): the schema is complete, a later call tries again.
+                Err(e) if statement.starts_with("PRAGMA") && e.is_locked() => return Ok(()),
                 other => {
                     other?;
                 }
@@ -399,16 +413,16 @@ mod tests {
         let failing = crate::testing::FailingSql::new(SqliteSql::new());
         failing.fail_nth_matching("PRAGMA journal_mode", 1);
         assert!(migrate(&failing).is_err());
-        assert_eq!(user_version(&failing).unwrap(), 6, "stopped before v7");
+        assert_eq!(user_version(&failing).unwrap(), 7, "stopped before v8");
         migrate(&failing).unwrap();
         assert_eq!(user_version(&failing).unwrap(), SCHEMA_VERSION);
     }
 
-    /// An instance still at schema v7 during a rolling upgrade deletes by
-    /// inserting `key.deleted` into the trail and counts on a trigger v8
+    /// An instance still at schema v6 during a rolling upgrade deletes by
+    /// inserting `key.deleted` into the trail and counts on a trigger v7
     /// dropped: its delete must fail, not answer as if the key were gone.
     #[test]
-    fn a_delete_the_way_schema_7_did_it_fails_instead_of_leaving_the_key() {
+    fn a_delete_the_way_schema_6_did_it_fails_instead_of_leaving_the_key() {
         let sql = SqliteSql::new();
         migrate(&sql).unwrap();
         sql.execute(

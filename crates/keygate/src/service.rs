@@ -11,7 +11,7 @@ use crate::model::{
     NewKey, Page, UserRemovedResponse, Verified, VerifyContext,
 };
 use crate::schema;
-use crate::store::{KeyValue, Row, Sql, SqlValue, StoreError};
+use crate::store::{KeyValue, Row, Rows, Sql, SqlValue, StoreError};
 use crate::validate::fold_name;
 
 /// The verify index entry, stored as JSON under `key:<sha256 hex>`:
@@ -100,7 +100,7 @@ impl<'a> KeyService<'a> {
         // `removed_users` is read in the insert itself: a webhook that removed
         // the user since `authorize` either committed first (nothing is
         // inserted) or scans for the user's keys after this row exists.
-        let inserted = self.sql.execute(
+        let inserted = self.execute(
             "INSERT INTO api_keys (id, name, name_folded, description, key_hash, hint, \
              created_by, created_at, expires_at) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? \
              WHERE NOT EXISTS (SELECT 1 FROM removed_users WHERE user_id = ?) RETURNING id",
@@ -135,7 +135,7 @@ impl<'a> KeyService<'a> {
         if !is_key_id(id) {
             return Err(Error::KeyNotFound);
         }
-        let rows = self.sql.execute(
+        let rows = self.execute(
             &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?"),
             &[SqlValue::text(id)],
         )?;
@@ -157,15 +157,13 @@ impl<'a> KeyService<'a> {
         };
         let (filter, mut params) = list_filter(query, now, name_index);
         let total = match counted_total(query, now) {
-            Some((sql, count_params)) => self.sql.execute(&sql, &count_params)?,
-            None => self
-                .sql
-                .execute(&format!("SELECT count(*) FROM api_keys{filter}"), &params)?,
+            Some((sql, count_params)) => self.execute(&sql, &count_params)?,
+            None => self.execute(&format!("SELECT count(*) FROM api_keys{filter}"), &params)?,
         }
         .scalar_int()?;
         let order = query.order.sql();
         params.extend(page_params(query.page, query.per_page));
-        let rows = self.sql.execute(
+        let rows = self.execute(
             &format!(
                 "SELECT {KEY_COLUMNS} FROM api_keys{filter} ORDER BY {col} {order}, id {order} \
                  LIMIT ? OFFSET ?",
@@ -195,7 +193,6 @@ impl<'a> KeyService<'a> {
             return Ok(false);
         }
         let candidates = self
-            .sql
             .execute(
                 "SELECT count(*) FROM (SELECT 1 FROM api_keys_name_search \
                  WHERE api_keys_name_search MATCH ? LIMIT ?)",
@@ -220,13 +217,13 @@ impl<'a> KeyService<'a> {
         if !is_key_id(id) {
             return Err(Error::KeyNotFound);
         }
-        let rows = self.sql.execute(
+        let rows = self.execute(
             "SELECT name, key_hash FROM api_keys WHERE id = ?",
             &[SqlValue::text(id)],
         )?;
         let row = rows.first().ok_or(Error::KeyNotFound)?;
         let (name, hash) = (row.text(0)?, row.text(1)?);
-        let deleted = self.sql.execute(
+        let deleted = self.execute(
             "INSERT INTO key_deletions (at, deleted_by, key_id, key_name) \
              SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM api_keys WHERE id = ?) RETURNING id",
             &[
@@ -254,11 +251,10 @@ impl<'a> KeyService<'a> {
         self.authorize(user)?;
         let (filter, mut params) = audit_filter(query);
         let total = self
-            .sql
             .execute(&format!("SELECT count(*) FROM audit_log{filter}"), &params)?
             .scalar_int()?;
         params.extend(page_params(query.page, query.per_page));
-        let rows = self.sql.execute(
+        let rows = self.execute(
             &format!(
                 "SELECT id, at, user, action, key_id, key_name, details FROM audit_log{filter} \
                  ORDER BY at DESC, id DESC LIMIT ? OFFSET ?"
@@ -338,17 +334,11 @@ impl<'a> KeyService<'a> {
         // Best effort: where the setting is refused (libSQL's server) the
         // connection keeps SQLite's stricter default.
         let _ = self.sql.execute(schema::RECORD_USES_WITHOUT_FSYNC, &[]);
-        let recorded = match self.sql.execute(INSERT_KEY_USED, &params) {
-            Err(e) if e.is_missing_schema() => {
-                schema::migrate(self.sql)?;
-                self.sql.execute(INSERT_KEY_USED, &params)?
-            }
-            other => other?,
-        };
+        let recorded = self.execute(INSERT_KEY_USED, &params)?;
         if recorded.rows.is_empty() {
             // Deleted or revoked since the entry was read (or the entry is a
             // leftover of a failed create or delete): say which.
-            let row = self.sql.execute(
+            let row = self.execute(
                 "SELECT revoked_at IS NOT NULL FROM api_keys WHERE id = ?",
                 &[SqlValue::text(&entry.key_id)],
             )?;
@@ -387,7 +377,7 @@ impl<'a> KeyService<'a> {
         now: i64,
     ) -> Result<UserRemovedResponse, Error> {
         schema::migrate(self.sql)?;
-        let stored = self.sql.execute(
+        let stored = self.execute(
             "SELECT response FROM webhook_deliveries WHERE webhook_id = ?",
             &[SqlValue::text(webhook_id)],
         )?;
@@ -396,7 +386,7 @@ impl<'a> KeyService<'a> {
                 Error::Storage(StoreError::new("unreadable stored webhook response"))
             });
         }
-        self.sql.execute(
+        self.execute(
             "INSERT INTO removed_users (user_id, removed_at, webhook_id) VALUES (?, ?, ?) \
              ON CONFLICT (user_id) DO NOTHING",
             &[
@@ -406,7 +396,6 @@ impl<'a> KeyService<'a> {
             ],
         )?;
         let removed_by = self
-            .sql
             .execute(
                 "SELECT webhook_id FROM removed_users WHERE user_id = ?",
                 &[SqlValue::text(user_id)],
@@ -417,7 +406,7 @@ impl<'a> KeyService<'a> {
 
         // Every key of the user, revoked ones included: a retry marks in KV
         // what a failed attempt revoked in SQL only.
-        let keys = self.sql.execute(
+        let keys = self.execute(
             "SELECT id, name, key_hash, expires_at, revoked_at IS NULL FROM api_keys \
              WHERE created_by = ? ORDER BY id",
             &[SqlValue::text(user_id)],
@@ -427,7 +416,7 @@ impl<'a> KeyService<'a> {
             let (id, name, hash, expires_at) =
                 (row.text(0)?, row.text(1)?, row.text(2)?, row.opt_int(3)?);
             if row.int(4)? != 0 {
-                let updated = self.sql.execute(
+                let updated = self.execute(
                     "UPDATE api_keys SET revoked_at = ?, revoked_reason = ? \
                      WHERE id = ? AND revoked_at IS NULL RETURNING id",
                     &[
@@ -459,7 +448,7 @@ impl<'a> KeyService<'a> {
         } else {
             revoked_now
         };
-        self.sql.execute(
+        self.execute(
             &format!("{INSERT_AUDIT} ON CONFLICT DO NOTHING"),
             &audit_params(
                 now,
@@ -473,7 +462,7 @@ impl<'a> KeyService<'a> {
             user_id: user_id.to_owned(),
             revoked_keys,
         };
-        self.sql.execute(
+        self.execute(
             "INSERT INTO webhook_deliveries (webhook_id, response, received_at) VALUES (?, ?, ?) \
              ON CONFLICT (webhook_id) DO NOTHING",
             &[
@@ -494,8 +483,24 @@ impl<'a> KeyService<'a> {
         Ok(())
     }
 
+    /// Runs one statement. "No such table" means this connection sees an
+    /// older schema than the file has: a database nobody migrated yet, or
+    /// one another request is migrating right now (on Spin, 5 of 96 creates
+    /// racing on a fresh database failed so before this): migrate, bring the
+    /// connection's copy of the schema up to date, and run it once more.
+    fn execute(&self, statement: &str, params: &[SqlValue]) -> Result<Rows, StoreError> {
+        match self.sql.execute(statement, params) {
+            Err(e) if e.is_missing_schema() => {
+                schema::migrate(self.sql)?;
+                schema::reload(self.sql)?;
+                self.sql.execute(statement, params)
+            }
+            other => other,
+        }
+    }
+
     fn is_removed(&self, user_id: &str) -> Result<bool, StoreError> {
-        let rows = self.sql.execute(
+        let rows = self.execute(
             "SELECT 1 FROM removed_users WHERE user_id = ?",
             &[SqlValue::text(user_id)],
         )?;

@@ -79,6 +79,12 @@ impl StoreError {
         self.message.contains("unsupported statement")
     }
 
+    /// SQLite's `database is locked` (`SQLITE_BUSY`): another connection
+    /// holds what this statement needs.
+    pub(crate) fn is_locked(&self) -> bool {
+        self.message.contains("database is locked")
+    }
+
     /// A violation of the "one live key per name" index.
     pub(crate) fn is_name_taken(&self) -> bool {
         self.message.contains("UNIQUE constraint failed") && self.message.contains("name_folded")
