@@ -40,6 +40,9 @@ const INSERT_KEY_USED: &str = "INSERT INTO audit_log (at, user, action, key_id, 
      SELECT ?, ?, ?, ?, ?, ? \
      WHERE EXISTS (SELECT 1 FROM api_keys WHERE id = ? AND revoked_at IS NULL) RETURNING id";
 
+/// Pauses before running a statement again that the file was too busy for.
+const BUSY_PAUSES_MS: [u64; 3] = [5, 25, 100];
+
 /// keygate's operations over a key-value store and a SQLite database.
 /// `now` (Unix seconds) is a parameter everywhere so tests own the clock.
 #[derive(Clone, Copy)]
@@ -488,14 +491,27 @@ impl<'a> KeyService<'a> {
     /// one another request is migrating right now (on Spin, 5 of 96 creates
     /// racing on a fresh database failed so before this): migrate, bring the
     /// connection's copy of the schema up to date, and run it once more.
+    ///
+    /// A statement refused because the file was busy (`database is locked`,
+    /// or FTS5's table failing to open for the same reason while another
+    /// connection switches the journal) did nothing — SQLite runs each
+    /// statement all or not at all — so it is run again after a short pause,
+    /// a few times, before the caller hears `storage_unavailable`.
     fn execute(&self, statement: &str, params: &[SqlValue]) -> Result<Rows, StoreError> {
-        match self.sql.execute(statement, params) {
-            Err(e) if e.is_missing_schema() => {
-                schema::migrate(self.sql)?;
-                schema::reload(self.sql)?;
-                self.sql.execute(statement, params)
+        let mut pauses = BUSY_PAUSES_MS.iter();
+        loop {
+            match self.sql.execute(statement, params) {
+                Err(e) if e.is_missing_schema() => {
+                    schema::migrate(self.sql)?;
+                    schema::reload(self.sql)?;
+                    return self.sql.execute(statement, params);
+                }
+                Err(e) if e.is_busy() => match pauses.next() {
+                    Some(ms) => std::thread::sleep(std::time::Duration::from_millis(*ms)),
+                    None => return Err(e),
+                },
+                other => return other,
             }
-            other => other,
         }
     }
 

@@ -85,6 +85,12 @@ impl StoreError {
         self.message.contains("database is locked")
     }
 
+    /// Refused for a busy file, nothing done: `database is locked`, or a
+    /// virtual table (FTS5) that could not open for that reason.
+    pub(crate) fn is_busy(&self) -> bool {
+        self.is_locked() || self.message.contains("vtable constructor failed")
+    }
+
     /// A violation of the "one live key per name" index.
     pub(crate) fn is_name_taken(&self) -> bool {
         self.message.contains("UNIQUE constraint failed") && self.message.contains("name_folded")

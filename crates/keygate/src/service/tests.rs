@@ -1386,3 +1386,43 @@ fn the_documented_query_plans_are_the_plans_of_every_statement() {
         "docs/query-plans.md is out of date; run `KEYGATE_UPDATE_DOCS=1 cargo test -p keygate`"
     );
 }
+
+/// SQLite answering `database is locked` a given number of times for
+/// statements containing `pattern`, as while another connection switches
+/// the journal or holds the write lock.
+struct BusyFor<'a> {
+    inner: &'a dyn Sql,
+    pattern: &'static str,
+    left: std::cell::Cell<usize>,
+}
+
+impl Sql for BusyFor<'_> {
+    fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<Rows, StoreError> {
+        if sql.contains(self.pattern) && self.left.get() > 0 {
+            self.left.set(self.left.get() - 1);
+            return Err(StoreError::new("sqlite: Error::Io(\"database is locked\")"));
+        }
+        self.inner.execute(sql, params)
+    }
+}
+
+#[test]
+fn a_statement_the_file_was_too_busy_for_is_run_again_and_gives_up_after_a_few_tries() {
+    let w = World::new();
+    let busy = BusyFor {
+        inner: &w.sql,
+        pattern: "INSERT INTO api_keys",
+        left: std::cell::Cell::new(BUSY_PAUSES_MS.len()),
+    };
+    let service = KeyService::new(&w.kv, &busy);
+    let created = service.create_key(&user("u"), new_key("k"), NOW).unwrap();
+    assert!(w.verify(&created).is_ok());
+
+    busy.left.set(BUSY_PAUSES_MS.len() + 1);
+    assert_err(
+        service.create_key(&user("u"), new_key("other"), NOW),
+        "storage_unavailable",
+    );
+    assert_eq!(busy.left.get(), 0, "tried once and once per pause");
+    assert!(w.list("name=other").items.is_empty());
+}
