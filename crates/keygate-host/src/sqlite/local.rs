@@ -156,7 +156,14 @@ impl PooledConnection {
 
     fn take_connection(&mut self) -> Result<(), String> {
         if self.conn.is_none() {
-            self.conn = Some(self.pool.take().map_err(|e| format!("{e:#}"))?);
+            let conn = self.pool.take().map_err(|e| format!("{e:#}"))?;
+            // A `synchronous` set before there was a connection (below).
+            if self.synchronous != FRESH_SYNCHRONOUS {
+                conn.pragma_update(None, "synchronous", self.synchronous)
+                    .map_err(|e| e.to_string())?;
+                self.settings_changed.synchronous = true;
+            }
+            self.conn = Some(conn);
         }
         Ok(())
     }
@@ -194,6 +201,16 @@ impl DbConnection for PooledConnection {
         statement: &'a str,
         params: &'a [SqlValue],
     ) -> BoxFuture<'a, Result<QueryOutput, String>> {
+        // `PRAGMA synchronous = <level>` before the handle has a connection
+        // only says how its writes commit: kept here and applied to the
+        // connection if it ever takes one, so a request that sets it and then
+        // only writes (verify) still takes none from the pool.
+        if self.conn.is_none()
+            && let Some(level) = synchronous_setting(statement)
+        {
+            self.synchronous = level;
+            return Box::pin(std::future::ready(Ok(QueryOutput::default())));
+        }
         let dml = is_dml(statement);
         // Without a connection of its own the guest has no transaction open
         // and no TEMP table: its data change goes straight to the group.
@@ -269,6 +286,29 @@ impl DbConnection for PooledConnection {
 
     fn synchronous(&self) -> Option<u8> {
         Some(self.synchronous)
+    }
+}
+
+/// The level of `PRAGMA synchronous = <level>` (`0`–`3`, `OFF`, `NORMAL`,
+/// `FULL`, `EXTRA`); `None` for anything else, which then runs on a real
+/// connection as usual.
+fn synchronous_setting(statement: &str) -> Option<u8> {
+    let name = pragma_setting(statement)?;
+    if !name.eq_ignore_ascii_case("synchronous") || statement.contains('.') {
+        return None;
+    }
+    let value = statement
+        .split_once('=')?
+        .1
+        .trim()
+        .trim_end_matches(';')
+        .trim();
+    match value.to_ascii_uppercase().as_str() {
+        "0" | "OFF" => Some(0),
+        "1" | "NORMAL" => Some(1),
+        "2" | "FULL" => Some(2),
+        "3" | "EXTRA" => Some(3),
+        _ => None,
     }
 }
 
@@ -580,5 +620,37 @@ mod tests {
         ] {
             assert_eq!(pragma_setting(statement), setting, "{statement}");
         }
+    }
+
+    #[test]
+    fn synchronous_levels_are_read_from_the_setting_only() {
+        for (statement, level) in [
+            ("PRAGMA synchronous = NORMAL", Some(1)),
+            ("pragma synchronous=off;", Some(0)),
+            ("PRAGMA synchronous = 3", Some(3)),
+            ("PRAGMA synchronous = 'NORMAL'", None),
+            ("PRAGMA main.synchronous = 1", None),
+            ("PRAGMA synchronous", None),
+            ("PRAGMA cache_size = 1", None),
+        ] {
+            assert_eq!(synchronous_setting(statement), level, "{statement}");
+        }
+    }
+
+    /// Set before any statement needed a connection, `synchronous` takes
+    /// none from the pool, and still governs the handle's writes and what
+    /// the handle reads back once it has a connection.
+    #[tokio::test]
+    async fn synchronous_set_first_is_kept_by_the_handle_and_applied_when_it_connects() {
+        let (_dir, db) = database_in_a_temporary_file();
+        let mut c = db.connect().unwrap();
+        c.execute("PRAGMA synchronous = NORMAL", &[]).await.unwrap();
+        assert_eq!(c.synchronous(), Some(1));
+        let out = c.execute("PRAGMA synchronous", &[]).await.unwrap();
+        assert_eq!(out.rows, vec![vec![SqlValue::Integer(1)]]);
+        drop(c);
+        let mut next = db.connect().unwrap();
+        let out = next.execute("PRAGMA synchronous", &[]).await.unwrap();
+        assert_eq!(out.rows, vec![vec![SqlValue::Integer(2)]], "not handed on");
     }
 }
