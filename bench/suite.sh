@@ -203,4 +203,11 @@ while read -r name ns; do
 done < <(cargo bench -q -p keygate --bench key -- --output-format bencher 2>/dev/null |
   awk '$1 == "test" && $4 == "bench:" { gsub(/,/, "", $5); print $2, $5 }')
 out ""
+
+# The same app on real Spin, where users run it (bench/spin.sh), when `spin` is on PATH.
+if command -v spin >/dev/null; then
+  bench/spin.sh "$(( secs < 5 ? secs : 5 ))" | tee -a "$results"
+else
+  out "(real Spin: not run, no \`spin\` on PATH; ../shared/tools/real-spin builds it)"
+fi
 echo "(written to $results)"
