@@ -83,6 +83,16 @@ impl World {
         self.service().list_audit(&user("admin"), &q).unwrap().items
     }
 
+    /// The connection's `synchronous` level (2 FULL, 1 NORMAL).
+    fn synchronous(&self) -> i64 {
+        self.sql
+            .inner()
+            .execute("PRAGMA synchronous", &[])
+            .unwrap()
+            .scalar_int()
+            .unwrap()
+    }
+
     fn actions(&self) -> Vec<String> {
         let mut actions: Vec<String> = self.audit("").into_iter().map(|e| e.action).collect();
         actions.reverse();
@@ -445,16 +455,7 @@ fn verify_reads_one_kv_entry_and_writes_one_sql_statement() {
         [schema::RECORD_USES_WITHOUT_FSYNC, INSERT_KEY_USED],
         "the connection setting, then the one write"
     );
-    assert_eq!(
-        w.sql
-            .inner()
-            .execute("PRAGMA synchronous", &[])
-            .unwrap()
-            .scalar_int()
-            .unwrap(),
-        1,
-        "NORMAL on verify's connection"
-    );
+    assert_eq!(w.synchronous(), 1, "NORMAL on verify's connection");
 }
 
 #[test]
@@ -465,16 +466,7 @@ fn a_use_is_still_recorded_where_the_connection_setting_is_refused() {
         .fail_nth_matching(schema::RECORD_USES_WITHOUT_FSYNC, 1);
     w.verify(&k).unwrap();
     assert_eq!(w.actions().last().map(String::as_str), Some("key.used"));
-    assert_eq!(
-        w.sql
-            .inner()
-            .execute("PRAGMA synchronous", &[])
-            .unwrap()
-            .scalar_int()
-            .unwrap(),
-        2,
-        "the connection keeps SQLite's FULL"
-    );
+    assert_eq!(w.synchronous(), 2, "the connection keeps SQLite's FULL");
 }
 
 #[test]
