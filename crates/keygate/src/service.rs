@@ -210,7 +210,7 @@ impl<'a> KeyService<'a> {
 
     /// `DELETE /api/keys/{id}`. One SQL statement records the deletion in
     /// `key_deletions` if the row still exists, and its trigger removes the
-    /// row and writes `key.deleted` (schema v8): from then
+    /// row and writes `key.deleted` (schema v7): from then
     /// on the key is gone from the overview and no longer verifies (verify
     /// needs the row), all at once, with exactly one audit entry. Then the
     /// KV entry is removed; if that fails the deletion still happened, and
