@@ -76,6 +76,7 @@ pub mod auth;
 pub mod error;
 pub mod key;
 pub mod model;
+pub mod retry;
 pub mod schema;
 pub mod service;
 pub mod store;

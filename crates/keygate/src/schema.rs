@@ -13,6 +13,7 @@
 //! The overview's `name` filter is a substring match, served by a trigram
 //! index (schema v4) for needles of three or more characters.
 
+use crate::retry::{self, Repeatable};
 use crate::store::{Sql, StoreError};
 
 pub const SCHEMA_VERSION: i64 = 8;
@@ -279,7 +280,7 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
 ];
 
 pub fn user_version(sql: &dyn Sql) -> Result<i64, StoreError> {
-    sql.execute("PRAGMA user_version", &[])?.scalar_int()
+    retry::execute(sql, "PRAGMA user_version", &[], Repeatable::IfReadOnly)?.scalar_int()
 }
 
 /// Brings this connection's copy of the schema up to date with the file: a
@@ -292,22 +293,37 @@ pub fn reload(sql: &dyn Sql) -> Result<(), StoreError> {
 
 /// Brings the database to [`SCHEMA_VERSION`]; one read when it is already there.
 pub fn migrate(sql: &dyn Sql) -> Result<(), StoreError> {
-    let current = user_version(sql)?;
+    migrate_from(sql, user_version(sql)?)
+}
+
+/// [`migrate`] when the version is known (read with another query). Every
+/// statement is safe to run twice — by two instances starting together, or
+/// again after a lost connection — so [`retry`] may repeat any of them.
+pub fn migrate_from(sql: &dyn Sql, current: i64) -> Result<(), StoreError> {
+    let run = |statement: &str| retry::execute(sql, statement, &[], Repeatable::Yes);
     for (version, statements) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
         for statement in *statements {
-            match sql.execute(statement, &[]) {
-                // A setting the server keeps for itself (V8 on libSQL).
-                Err(e) if statement.starts_with("PRAGMA") && e.is_unsupported_statement() => {}
-                // The journal can only change while no one else uses the
-                // file (V8): the schema is complete, a later call tries again.
-                Err(e) if statement.starts_with("PRAGMA") && e.is_locked() => return Ok(()),
-                other => {
-                    other?;
+            if statement.starts_with("PRAGMA") {
+                if !sql.takes_connection_settings() {
+                    continue;
                 }
+                match sql.execute(statement, &[]) {
+                    // A setting the server keeps for itself (V8 on libSQL).
+                    Err(e) if e.is_unsupported_statement() => {}
+                    // The journal can only change while no one else uses the
+                    // file (V8): the schema is complete, a later call tries
+                    // again (no waiting here: the file stays busy under load).
+                    Err(e) if e.is_locked() => return Ok(()),
+                    other => {
+                        other?;
+                    }
+                }
+            } else {
+                run(statement)?;
             }
         }
         // PRAGMA takes no parameters; `version` is a constant of this crate.
-        sql.execute(&format!("PRAGMA user_version = {version}"), &[])?;
+        run(&format!("PRAGMA user_version = {version}"))?;
     }
     Ok(())
 }

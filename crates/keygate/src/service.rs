@@ -10,6 +10,7 @@ use crate::model::{
     ActingUser, AuditAction, AuditEntry, AuditQuery, CreatedKey, KeyStatus, KeyView, ListQuery,
     NewKey, Page, UserRemovedResponse, Verified, VerifyContext,
 };
+use crate::retry::{self, Repeatable};
 use crate::schema;
 use crate::store::{KeyValue, Row, Rows, Sql, SqlValue, StoreError};
 use crate::validate::fold_name;
@@ -39,9 +40,6 @@ const INSERT_AUDIT: &str = "INSERT INTO audit_log (at, user, action, key_id, key
 const INSERT_KEY_USED: &str = "INSERT INTO audit_log (at, user, action, key_id, key_name, details) \
      SELECT ?, ?, ?, ?, ?, ? \
      WHERE EXISTS (SELECT 1 FROM api_keys WHERE id = ? AND revoked_at IS NULL) RETURNING id";
-
-/// Pauses before running a statement again that the file was too busy for.
-const BUSY_PAUSES_MS: [u64; 3] = [5, 25, 100];
 
 /// keygate's operations over a key-value store and a SQLite database.
 /// `now` (Unix seconds) is a parameter everywhere so tests own the clock.
@@ -334,9 +332,11 @@ impl<'a> KeyService<'a> {
             details,
             SqlValue::text(&entry.key_id),
         ];
-        // Best effort: where the setting is refused (libSQL's server) the
-        // connection keeps SQLite's stricter default.
-        let _ = self.sql.execute(schema::RECORD_USES_WITHOUT_FSYNC, &[]);
+        // Best effort: where the setting is refused anyway (a libSQL server
+        // not declared as one) the connection keeps SQLite's stricter default.
+        if self.sql.takes_connection_settings() {
+            let _ = self.sql.execute(schema::RECORD_USES_WITHOUT_FSYNC, &[]);
+        }
         let recorded = self.execute(INSERT_KEY_USED, &params)?;
         if recorded.rows.is_empty() {
             // Deleted or revoked since the entry was read (or the entry is a
@@ -478,9 +478,21 @@ impl<'a> KeyService<'a> {
     }
 
     /// Every management call: schema in place, acting user not removed.
+    /// Every management call starts here: one statement reads the schema
+    /// version (migrating when it is behind) and whether the acting user was
+    /// removed. On a libSQL server each statement is a network round trip.
     fn authorize(&self, user: &ActingUser) -> Result<(), Error> {
-        schema::migrate(self.sql)?;
-        if self.is_removed(user.as_str())? {
+        let row = self.execute(
+            "SELECT (SELECT user_version FROM pragma_user_version), \
+             EXISTS (SELECT 1 FROM removed_users WHERE user_id = ?)",
+            &[SqlValue::text(user.as_str())],
+        )?;
+        let row = row.first().ok_or_else(|| StoreError::new("no row"))?;
+        let version = row.int(0)?;
+        if version < schema::SCHEMA_VERSION {
+            schema::migrate_from(self.sql, version)?;
+        }
+        if row.int(1)? != 0 {
             return Err(Error::UserRemoved);
         }
         Ok(())
@@ -492,35 +504,18 @@ impl<'a> KeyService<'a> {
     /// racing on a fresh database failed so before this): migrate, bring the
     /// connection's copy of the schema up to date, and run it once more.
     ///
-    /// A statement refused because the file was busy (`database is locked`,
-    /// or FTS5's table failing to open for the same reason while another
-    /// connection switches the journal) did nothing — SQLite runs each
-    /// statement all or not at all — so it is run again after a short pause,
-    /// a few times, before the caller hears `storage_unavailable`.
+    /// A statement the database was too busy for, or lost the connection
+    /// during, is run again as [`retry`] decides (writes only when busy).
     fn execute(&self, statement: &str, params: &[SqlValue]) -> Result<Rows, StoreError> {
-        let mut pauses = BUSY_PAUSES_MS.iter();
-        loop {
-            match self.sql.execute(statement, params) {
-                Err(e) if e.is_missing_schema() => {
-                    schema::migrate(self.sql)?;
-                    schema::reload(self.sql)?;
-                    return self.sql.execute(statement, params);
-                }
-                Err(e) if e.is_busy() => match pauses.next() {
-                    Some(ms) => std::thread::sleep(std::time::Duration::from_millis(*ms)),
-                    None => return Err(e),
-                },
-                other => return other,
+        let run = || retry::execute(self.sql, statement, params, Repeatable::IfReadOnly);
+        match run() {
+            Err(e) if e.is_missing_schema() => {
+                schema::migrate(self.sql)?;
+                schema::reload(self.sql)?;
+                run()
             }
+            other => other,
         }
-    }
-
-    fn is_removed(&self, user_id: &str) -> Result<bool, StoreError> {
-        let rows = self.execute(
-            "SELECT 1 FROM removed_users WHERE user_id = ?",
-            &[SqlValue::text(user_id)],
-        )?;
-        Ok(!rows.rows.is_empty())
     }
 
     fn put_entry(&self, hash: &KeyHash, entry: &IndexEntry) -> Result<(), StoreError> {

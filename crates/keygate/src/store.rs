@@ -16,6 +16,13 @@ pub trait KeyValue {
 /// SQLite: one statement per call, `?` placeholders bound to `params`.
 pub trait Sql {
     fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<Rows, StoreError>;
+
+    /// Whether a connection may choose its own settings (`PRAGMA
+    /// synchronous`, the journal mode). A local SQLite file does; a libSQL
+    /// server refuses them, and on Spin each refusal is a network round trip.
+    fn takes_connection_settings(&self) -> bool {
+        true
+    }
 }
 
 /// Mirrors `spin_sdk::sqlite3::Value`.
@@ -82,13 +89,29 @@ impl StoreError {
     /// SQLite's `database is locked` (`SQLITE_BUSY`): another connection
     /// holds what this statement needs.
     pub(crate) fn is_locked(&self) -> bool {
-        self.message.contains("database is locked")
+        self.message.contains("database is locked") || self.message.contains("SQLITE_BUSY")
     }
 
     /// Refused for a busy file, nothing done: `database is locked`, or a
     /// virtual table (FTS5) that could not open for that reason.
     pub(crate) fn is_busy(&self) -> bool {
         self.is_locked() || self.message.contains("vtable constructor failed")
+    }
+
+    /// The connection to a database server went away mid-statement (a
+    /// libSQL server restarted, a Hrana stream expired or was dropped): the
+    /// statement may or may not have run. Worded as Spin's libSQL client and
+    /// keygate-host's report it.
+    pub(crate) fn is_connection_lost(&self) -> bool {
+        const SIGNS: [&str; 6] = [
+            "stream closed",
+            "stream expired",
+            "stream not found",
+            "http error",
+            "connection closed",
+            "connection reset",
+        ];
+        SIGNS.iter().any(|sign| self.message.contains(sign))
     }
 
     /// A violation of the "one live key per name" index.

@@ -458,6 +458,51 @@ fn verify_reads_one_kv_entry_and_writes_one_sql_statement() {
     assert_eq!(w.synchronous(), 1, "NORMAL on verify's connection");
 }
 
+/// A libSQL server, as `SpinSql` reports one: settings are not sent.
+struct LibsqlServer<'a>(&'a FailingSql<SqliteSql>);
+
+impl Sql for LibsqlServer<'_> {
+    fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<Rows, StoreError> {
+        self.0.execute(sql, params)
+    }
+
+    fn takes_connection_settings(&self) -> bool {
+        false
+    }
+}
+
+#[test]
+fn on_a_libsql_server_verify_is_one_sql_statement_and_one_kv_read() {
+    let w = World::new();
+    let k = w.create("u", "k");
+    w.kv.clear_calls();
+    w.sql.clear_statements();
+    let server = LibsqlServer(&w.sql);
+    KeyService::new(&w.kv, &server)
+        .verify(Some(k.secret.expose_secret()), &ctx(), NOW)
+        .unwrap();
+    assert_eq!(w.kv.calls().len(), 1);
+    assert_eq!(
+        w.sql.statements(),
+        [INSERT_KEY_USED],
+        "no refused PRAGMA first"
+    );
+    assert_eq!(w.actions().last().map(String::as_str), Some("key.used"));
+}
+
+#[test]
+fn a_management_call_on_a_migrated_database_costs_one_statement_before_its_work() {
+    let w = World::new();
+    let k = w.create("u", "k");
+    w.sql.clear_statements();
+    w.get(&k.key.id).unwrap();
+    let statements = w.sql.statements();
+    assert_eq!(statements.len(), 2, "{statements:?}");
+    assert!(
+        statements[0].contains("pragma_user_version") && statements[0].contains("removed_users")
+    );
+}
+
 #[test]
 fn a_use_is_still_recorded_where_the_connection_setting_is_refused() {
     let w = World::new();
@@ -1337,6 +1382,8 @@ fn the_documented_query_plans_are_the_plans_of_every_statement() {
          order and stops at the page's `LIMIT`; `SCAN <table>` alone would read every row.\n",
         schema::SCHEMA_VERSION
     ));
+    doc.push_str(&round_trips());
+    doc.push_str("\n## Every statement and its plan\n");
     for statement in w.sql.statements() {
         let statement = statement.split_whitespace().collect::<Vec<_>>().join(" ");
         if statement.starts_with("PRAGMA") || !seen.insert(statement.clone()) {
@@ -1379,6 +1426,73 @@ fn the_documented_query_plans_are_the_plans_of_every_statement() {
     );
 }
 
+/// The statements and key-value calls each operation sends on an up-to-date
+/// database: on a libSQL server (and Redis) each is a network round trip.
+fn round_trips() -> String {
+    let w = World::new();
+    let key = w.create("ann", "orders-sync");
+    let doomed = w.create("bob", "billing");
+    w.create("cy", "reports");
+    let mut table = String::from(
+        "\n## Round trips per operation\n\n\
+         Counted by the same test on a database at the current version. On a libSQL server each \
+         SQL statement is a network round trip (and on Spin each `Connection::open` a new HTTP \
+         client); with Redis each key-value call is one.\n\n\
+         | operation | SQL statements | key-value calls |\n|---|---|---|\n",
+    );
+    let mut count = |operation: &str, run: &dyn Fn()| {
+        w.sql.clear_statements();
+        w.kv.clear_calls();
+        run();
+        table.push_str(&format!(
+            "| {operation} | {} | {} |\n",
+            w.sql.statements().len(),
+            w.kv.calls().len()
+        ));
+    };
+    count("verify, valid key (local SQLite file)", &|| {
+        w.verify(&key).unwrap();
+    });
+    count(
+        "verify, valid key (`sqlite_database_type = \"libsql\"`)",
+        &|| {
+            KeyService::new(&w.kv, &LibsqlServer(&w.sql))
+                .verify(Some(key.secret.expose_secret()), &ctx(), NOW)
+                .unwrap();
+        },
+    );
+    count("verify, unknown / revoked / expired key", &|| {
+        let stranger = ApiKey::generate().unwrap();
+        let _ = w
+            .service()
+            .verify(Some(stranger.expose_secret()), &ctx(), NOW);
+    });
+    count("create a key", &|| {
+        w.create("ann", "orders-export");
+    });
+    count("get a key", &|| {
+        w.get(&key.key.id).unwrap();
+    });
+    count("list keys (any sort; owner, status, date filters)", &|| {
+        w.list("sort=last_used_at&created_by=ann");
+    });
+    count("list keys, name filter of 3+ characters", &|| {
+        w.list("name=orders");
+    });
+    count("audit trail page", &|| {
+        w.audit("action=key.used");
+    });
+    count("delete a key", &|| {
+        w.service()
+            .delete_key(&user("bob"), &doomed.key.id, NOW)
+            .unwrap();
+    });
+    count("remove a user with one key (webhook)", &|| {
+        w.service().remove_user("cy", "msg_1", NOW).unwrap();
+    });
+    table
+}
+
 /// SQLite answering `database is locked` a given number of times for
 /// statements containing `pattern`, as while another connection switches
 /// the journal or holds the write lock.
@@ -1404,13 +1518,13 @@ fn a_statement_the_file_was_too_busy_for_is_run_again_and_gives_up_after_a_few_t
     let busy = BusyFor {
         inner: &w.sql,
         pattern: "INSERT INTO api_keys",
-        left: std::cell::Cell::new(BUSY_PAUSES_MS.len()),
+        left: std::cell::Cell::new(crate::retry::MAX_RETRIES as usize),
     };
     let service = KeyService::new(&w.kv, &busy);
     let created = service.create_key(&user("u"), new_key("k"), NOW).unwrap();
     assert!(w.verify(&created).is_ok());
 
-    busy.left.set(BUSY_PAUSES_MS.len() + 1);
+    busy.left.set(crate::retry::MAX_RETRIES as usize + 1);
     assert_err(
         service.create_key(&user("u"), new_key("other"), NOW),
         "storage_unavailable",
