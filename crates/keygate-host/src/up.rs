@@ -51,7 +51,8 @@ pub struct UpArgs {
     /// Where default key-value and SQLite data live [default: `.spin` beside the manifest].
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
-    /// Spin runtime-config TOML (stores and databases of `type = "spin"`).
+    /// Spin runtime-config TOML: stores and databases of `type = "spin"`
+    /// (local SQLite), `"redis"` (key-value) and `"libsql"` (SQLite, http:// only).
     #[arg(long)]
     pub runtime_config_file: Option<PathBuf>,
     /// Run each component's build command before starting.
@@ -130,16 +131,21 @@ fn up(args: UpArgs) -> Result<()> {
         trace_sql: args.trace_sql,
     };
 
+    // The runtime comes first: a Redis store connects while the app loads,
+    // and its connection's tasks must live on the runtime that serves.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let engine = engine::new_engine(args.count_instructions)?;
     let linker = engine::new_linker(&engine)?;
-    let loaded = Arc::new(app::load(&engine, &linker, &app, &options)?);
+    let loaded = {
+        let _entered = runtime.enter();
+        Arc::new(app::load(&engine, &linker, &app, &options)?)
+    };
     for warning in &loaded.warnings {
         eprintln!("keygate-host: warning: {warning}");
     }
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await

@@ -64,6 +64,7 @@ impl LocalDatabase {
         let file = match location {
             Location::File(path) => Some(path),
             Location::Memory => None,
+            other => anyhow::bail!("not a local SQLite location: {other:?}"),
         };
         let location = match location {
             // A named shared-cache memory database, so every pooled connection
