@@ -1,6 +1,7 @@
 //! SQLite capability: `spin:sqlite/sqlite@3.0.0` and the older
 //! `fermyon:spin/sqlite@2.0.0` for components, backed by databases behind the
-//! [`Database`] trait (a local file here; a libSQL server would be another).
+//! [`Database`] trait: a local file ([`LocalDatabase`], Spin's default) or a
+//! libSQL server ([`LibSqlDatabase`], Spin's `type = "libsql"`).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -8,7 +9,7 @@ use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use rusqlite::Connection;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use wasmtime::component::Resource;
@@ -22,9 +23,11 @@ use crate::state::RequestState;
 
 mod checkpoint;
 mod group_commit;
+mod libsql;
 mod local;
 
 pub use checkpoint::Checkpointer;
+pub use libsql::LibSqlDatabase;
 pub use local::LocalDatabase;
 
 /// A value bound to or read from a statement.
@@ -136,11 +139,19 @@ pub fn open_databases(
     config
         .iter()
         .map(|(label, location)| {
-            let db = LocalDatabase::open(label, location)
+            let db = open_database(label, location)
                 .with_context(|| format!("sqlite database `{label}` at {}", describe(location)))?;
-            Ok((label.clone(), Arc::new(db) as Arc<dyn Database>))
+            Ok((label.clone(), db))
         })
         .collect()
+}
+
+fn open_database(label: &str, location: &Location) -> Result<Arc<dyn Database>> {
+    Ok(match location {
+        Location::File(_) | Location::Memory => Arc::new(LocalDatabase::open(label, location)?),
+        Location::LibSql { url, token } => Arc::new(LibSqlDatabase::open(url, &token.0)?),
+        Location::Redis { .. } => bail!("a Redis server holds key-value stores, not SQLite"),
+    })
 }
 
 /// A connection a guest has opened: the resource behind `connection` handles
