@@ -7,7 +7,8 @@
 //! The `redis` crate is built with only `aio`, `tokio-comp` and
 //! `connection-manager` (no TLS, no cluster, no scripting): RESP over TCP on
 //! the runner's tokio runtime and a reconnecting multiplexed connection.
-//! It adds about 0.4 MB to the runner's binary.
+//! With what it pulls in (combine, num-bigint, url, arc-swap, backon) that
+//! is about 0.4 MB of the runner's code.
 
 use std::time::Duration;
 
