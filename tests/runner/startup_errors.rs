@@ -125,7 +125,7 @@ fn unsupported_runtime_config_kind() {
     let rc = state.path().join("rc.toml");
     std::fs::write(
         &rc,
-        "[key_value_store.default]\ntype = \"redis\"\nurl = \"redis://127.0.0.1\"\n",
+        "[key_value_store.default]\ntype = \"azure_cosmos\"\naccount = \"a\"\n",
     )
     .unwrap();
     let e = fails_with(
@@ -134,9 +134,61 @@ fn unsupported_runtime_config_kind() {
         &["--runtime-config-file", rc.to_str().unwrap()],
     );
     assert!(
-        e.contains("rc.toml") && e.contains("key_value_store.default") && e.contains("redis"),
+        e.contains("rc.toml")
+            && e.contains("key_value_store.default")
+            && e.contains("azure_cosmos"),
         "{e}"
     );
+}
+
+/// A Redis store is connected at start-up: an address where nothing
+/// answers stops the runner with the label and the address.
+#[test]
+fn unreachable_redis_store() {
+    let state = tempfile::tempdir().unwrap();
+    let port = keygate_tests::servers::free_port();
+    let rc = state.path().join("rc.toml");
+    std::fs::write(
+        &rc,
+        format!("[key_value_store.default]\ntype = \"redis\"\nurl = \"redis://:hunter2@127.0.0.1:{port}\"\n"),
+    )
+    .unwrap();
+    let e = fails_with(
+        &state,
+        GOOD,
+        &["--runtime-config-file", rc.to_str().unwrap()],
+    );
+    assert!(
+        e.contains("key-value store `default`")
+            && e.contains(&format!("127.0.0.1:{port}"))
+            && e.contains("cannot connect to Redis"),
+        "{e}"
+    );
+    assert!(!e.contains("hunter2"), "the password stays out: {e}");
+}
+
+/// The runner has no TLS: an https:// libSQL URL is refused with the reason.
+#[test]
+fn https_libsql_database() {
+    let state = tempfile::tempdir().unwrap();
+    let rc = state.path().join("rc.toml");
+    std::fs::write(
+        &rc,
+        "[sqlite_database.default]\ntype = \"libsql\"\nurl = \"https://db.example.turso.io\"\n\
+         token = \"not-shown\"\n",
+    )
+    .unwrap();
+    let manifest = format!("{GOOD}sqlite_databases = [\"default\"]\n");
+    let e = fails_with(
+        &state,
+        &manifest,
+        &["--runtime-config-file", rc.to_str().unwrap()],
+    );
+    assert!(
+        e.contains("sqlite_database.default") && e.contains("plain HTTP only"),
+        "{e}"
+    );
+    assert!(!e.contains("not-shown"), "{e}");
 }
 
 #[test]

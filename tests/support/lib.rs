@@ -16,6 +16,8 @@ pub use serde_json::{Value as Json, json};
 
 /// keygate's HTTP contract from the caller's side (the `App` fixture and client helpers).
 pub mod api;
+/// Real Redis and libSQL servers for the scale-out tests.
+pub mod servers;
 
 /// How long a runner may take to start (compiling components included).
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -128,6 +130,16 @@ impl RunnerConfig {
     pub fn arg(mut self, arg: &str) -> Self {
         self.args.push(arg.into());
         self
+    }
+
+    /// Runs with `toml` as the runtime config: written beside the state dir
+    /// (`runtime-config.toml`, replacing one written before) and passed with
+    /// `--runtime-config-file`, which overrides one given earlier.
+    pub fn runtime_config(self, toml: &str) -> Self {
+        let file = self.state_dir.with_file_name("runtime-config.toml");
+        std::fs::write(&file, toml).expect("write runtime config");
+        let file = file.display().to_string();
+        self.arg("--runtime-config-file").arg(&file)
     }
 
     fn command(&self) -> Command {
