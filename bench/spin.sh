@@ -22,54 +22,7 @@ export BENCH_LUA=$PWD/bench/lua TOKEN=bench-admin-token-0123456789
 
 # The app, the no-op at /noop and the probe at /probe/... (same database).
 manifest=$work/spin.toml
-sed "s|source = \"target/|source = \"$PWD/target/|" spin.toml >"$manifest"
-cat >>"$manifest" <<TOML
-
-[[trigger.http]]
-route = "/noop"
-component = "noop"
-
-[component.noop]
-source = "$PWD/target/wasm32-wasip2/release/noop.wasm"
-
-[[trigger.http]]
-route = "/probe/..."
-component = "probe"
-
-[component.probe]
-source = "$PWD/target/wasm32-wasip2/release/probe.wasm"
-key_value_stores = ["default"]
-sqlite_databases = ["default"]
-TOML
-
-# A port below the ephemeral range (see ../shared/tools/real-spin/README.md).
-free_port() {
-  python3 -c 'import socket
-for p in range(20000, 32000, 7):
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", p)); print(p); break
-    except OSError: pass
-    finally: s.close()'
-}
-
-spin_up() { # label [spin up flags...]
-  local log=$work/$1 port
-  shift
-  port=$(free_port)
-  SPIN_VARIABLE_ADMIN_TOKEN=$TOKEN spin up --from "$manifest" --listen "127.0.0.1:$port" \
-    --state-dir "$work/state-$label" "$@" >"$log.out" 2>"$log.err" &
-  pid=$!
-  url=http://127.0.0.1:$port
-  until curl -sf -o /dev/null "$url/noop"; do
-    kill -0 "$pid" 2>/dev/null || { cat "$log.err" >&2; exit 1; }
-    sleep 0.1
-  done
-}
-
-row() { printf '| %s | %s |\n' "$1" "$2"; }
-fmt() { printf '%s req/s · p50 %s ms · p99 %s ms · p99.9 %s ms' "$rps" "$p50" "$p99" "$p999"; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+spin_manifest_with_fixtures "$manifest"
 
 # The probe's request: the connection setting verify makes, then one INSERT.
 probe_body='{"statements":[{"sql":"PRAGMA synchronous = NORMAL"},{"sql":"INSERT INTO bench_probe (at, v) VALUES (?, ?)","params":[{"integer":1},{"text":"GET /orders 203.0.113.9"}]}]}'
@@ -78,16 +31,11 @@ probe_full_body='{"statements":[{"sql":"INSERT INTO bench_probe (at, v) VALUES (
 
 run_on() { # label [spin up flags...]
   label=$1
-  spin_up "$@"
+  shift
+  spin_up "$manifest" "$work/$label" --state-dir "$work/state-$label" "$@"
   # Keys to verify (creating them migrates the schema: WAL from then on).
-  : >"$work/secrets.$label"
-  while (( $(cat "$work"/secrets."$label".* 2>/dev/null | wc -l) < nkeys )); do
-    load 2 2 create.lua EXPECT=201 SECRETS_OUT="$work/secrets.$label"
-  done
-  cat "$work"/secrets."$label".* >"$work/valid.$label"
-  curl -sf -o /dev/null -H 'content-type: application/json' \
-    -d '{"statements":[{"sql":"CREATE TABLE IF NOT EXISTS bench_probe (id INTEGER PRIMARY KEY, at INTEGER, v TEXT)"}]}' \
-    "$url/probe/sql/default"
+  create_keys "$work/valid.$label" "$nkeys"
+  create_probe_table
   local conns
   for conns in 1 16; do
     load "$conns" "$secs" get.lua BENCH_PATH=/noop

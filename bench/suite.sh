@@ -42,8 +42,6 @@ start() { # state-dir cache-dir log [more flags]
 out() { printf '%s\n' "$*" | tee -a "$results"; }
 row() { out "| $1 | $2 |"; }
 
-fmt() { printf '%s req/s · p50 %s ms · p99 %s ms · p99.9 %s ms' "$rps" "$p50" "$p99" "$p999"; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
 key_count() {
   curl -sf -H "Authorization: Bearer $TOKEN" -H "X-Acting-User: bench@example.com" \

@@ -6,17 +6,25 @@
 use keygate_tests::api::{ALICE, App, BOB, expect_json};
 
 /// One traced statement: (component, connection, synchronous, statement).
+/// Every statement succeeded, but for one: a management call's first
+/// statement on a fresh database finds no tables, which is what migrates it.
 fn traced(log: &str) -> Vec<(String, String, String, String)> {
+    let mut first_call_on_a_fresh_database = true;
     log.lines()
         .filter_map(|line| line.strip_prefix("keygate-host: sql "))
-        .map(|line| {
+        .filter_map(|line| {
             let (head, statement) = line.split_once(": ").expect("traced line");
             let mut words = head.split(' ');
             let component = words.next().unwrap().to_owned();
             let connection = words.next().unwrap().to_owned();
             let synchronous = words.next().unwrap().to_owned();
-            assert_eq!(words.next(), Some("ok"), "a statement failed: {line}");
-            (component, connection, synchronous, statement.to_owned())
+            let ok = words.next() == Some("ok");
+            let migrating = std::mem::take(&mut first_call_on_a_fresh_database);
+            if !ok && migrating && statement.contains("pragma_user_version") {
+                return None;
+            }
+            assert!(ok, "a statement failed: {line}");
+            Some((component, connection, synchronous, statement.to_owned()))
         })
         .collect()
 }

@@ -4,10 +4,12 @@
 //! Two kinds of failure are worth another try:
 //!
 //! - **Busy** (`database is locked`, `SQLITE_BUSY`; FTS5's "vtable constructor
-//!   failed" for the same reason): another connection — another request, or
-//!   another Spin instance on the same libSQL server — holds the write lock.
-//!   The statement did nothing (SQLite runs each statement all or not at
-//!   all), so running it again is safe for every statement.
+//!   failed" for the same reason; a libSQL server's `TRANSACTION_TIMEOUT`,
+//!   its forced rollback of a statement that waited too long for the write
+//!   lock): another connection — another request, or another Spin instance
+//!   on the same libSQL server — holds the write lock. The statement did
+//!   nothing (SQLite runs each statement all or not at all), so running it
+//!   again is safe for every statement.
 //! - **Connection lost** (a dropped Hrana stream or HTTP connection to a
 //!   libSQL server): the statement may or may not have run. Only statements
 //!   that are safe to run twice are repeated: reads (`SELECT`, a `PRAGMA`
@@ -135,8 +137,12 @@ mod tests {
         }
     }
 
-    const LIBSQL_BUSY: &str = "Hrana: `stream error: `Error { message: \"SQLite error: database is locked\", code: \"SQLITE_BUSY\" }``";
+    /// As Spin's libSQL client (libsql 0.5) and keygate-host word them.
+    const LIBSQL_BUSY: &str = "Hrana: `cursor error: `error at step 0: (error code: SQLITE_BUSY) \
+         `SQLite error: database is locked````";
     const LIBSQL_LOST: &str = "Hrana: `http error: `connection closed before message completed``";
+    const LIBSQL_EXPIRED: &str = "Hrana: `api error: `status=400 Bad Request, body={\"error\":\
+         \"The stream has expired due to inactivity\",\"code\":\"STREAM_EXPIRED\"}``";
 
     #[test]
     fn a_busy_database_is_tried_again_for_any_statement_until_the_tries_run_out() {
@@ -166,10 +172,24 @@ mod tests {
             "a write whose outcome is unknown runs once"
         );
 
+        let expired = Flaky::new(LIBSQL_EXPIRED, 1);
+        assert!(execute(&expired, "SELECT 1", &[], Repeatable::IfReadOnly).is_ok());
+        assert_eq!(expired.calls.borrow().len(), 2);
+
         let migration = Flaky::new(LIBSQL_LOST, 1);
         let create = "CREATE TABLE IF NOT EXISTS t (x)";
         assert!(execute(&migration, create, &[], Repeatable::Yes).is_ok());
         assert_eq!(migration.calls.borrow().len(), 2);
+    }
+
+    #[test]
+    fn a_statement_the_server_rolled_back_after_waiting_for_the_lock_is_run_again() {
+        const TIMED_OUT: &str = "Hrana: `cursor error: `error at step 0: (error code: \
+             TRANSACTION_TIMEOUT) `Transaction timed out```";
+        let db = Flaky::new(TIMED_OUT, 1);
+        let insert = "INSERT INTO audit_log (at) VALUES (?)";
+        assert!(execute(&db, insert, &[], Repeatable::IfReadOnly).is_ok());
+        assert_eq!(db.calls.borrow().len(), 2);
     }
 
     #[test]

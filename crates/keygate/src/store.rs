@@ -93,9 +93,14 @@ impl StoreError {
     }
 
     /// Refused for a busy file, nothing done: `database is locked`, or a
-    /// virtual table (FTS5) that could not open for that reason.
+    /// virtual table (FTS5) that could not open for that reason, or a libSQL
+    /// server's `TRANSACTION_TIMEOUT`: the server rolled the statement back
+    /// after it waited 5 s for the write lock (sqld 0.24 under concurrent
+    /// writers; docs/benchmarks.md 18.).
     pub(crate) fn is_busy(&self) -> bool {
-        self.is_locked() || self.message.contains("vtable constructor failed")
+        self.is_locked()
+            || self.message.contains("vtable constructor failed")
+            || self.message.contains("TRANSACTION_TIMEOUT")
     }
 
     /// The connection to a database server went away mid-statement (a
@@ -103,9 +108,10 @@ impl StoreError {
     /// statement may or may not have run. Worded as Spin's libSQL client and
     /// keygate-host's report it.
     pub(crate) fn is_connection_lost(&self) -> bool {
-        const SIGNS: [&str; 6] = [
+        const SIGNS: [&str; 7] = [
             "stream closed",
-            "stream expired",
+            "stream has expired",
+            "STREAM_EXPIRED",
             "stream not found",
             "http error",
             "connection closed",

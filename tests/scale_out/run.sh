@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# keygate scaled out, as tested before a release and before closing work on
+# it (`./dev test --scale-out`; not in CI: it needs sqld, libSQL's server,
+# which is built from source by ../shared/tools/libsql/, and Redis):
+#
+# 1. the runner's redis and libsql backends and what two instances sharing
+#    them do under races and when one is killed (tests/scale_out/*.rs);
+# 2. the black-box API tests with every app served by two instances sharing
+#    one Redis and one sqld behind a round-robin proxy (keygate-host-pair):
+#    each request goes to the other instance than the one before.
+#
+#   tests/scale_out/run.sh [cargo test filters for part 2...]
+#
+# Environment: SQLD_BIN (default ~/libsql/bin/sqld); PAIR_INSTANCE_BIN to run
+# part 2 on other instances (tests/real-spin/keygate-host-as-spin: real Spin).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+sqld=${SQLD_BIN:-$HOME/libsql/bin/sqld}
+[[ -x "$sqld" ]] || { echo "tests/scale_out/run.sh: no sqld at $sqld (build it with ../shared/tools/libsql/build.sh, or set SQLD_BIN)" >&2; exit 2; }
+command -v redis-server >/dev/null || { echo "tests/scale_out/run.sh: no redis-server (apt-get install redis-server)" >&2; exit 2; }
+export SQLD_BIN=$sqld
+cargo build -q --release --target wasm32-wasip2 -p health -p console -p keys -p verify -p user-webhook -p probe -p noop
+cargo build -q --release -p keygate-host -p keygate-tests
+
+echo "--- scale-out: backends, races, an instance killed"
+cargo test --release --features keygate-tests/scale-out -p keygate-tests \
+  --test scale_out_backends --test scale_out_instances
+
+echo "--- scale-out: the black-box API tests through two instances"
+# The tests of the contract; the runner's own tests, fault injection and the
+# checks of the runner's log have no meaning for a pair behind a proxy.
+targets=()
+for t in api_keys_create api_keys_list api_keys_get_delete api_audit api_verify api_webhook \
+  api_auth api_conventions api_openapi api_robustness app_health reliability_concurrency; do
+  targets+=(--test "$t")
+done
+KEYGATE_HOST_BIN=$PWD/tests/scale_out/keygate-host-pair \
+  cargo test --release --no-fail-fast -p keygate-tests "${targets[@]}" -- "$@"
