@@ -22,9 +22,10 @@ export SQLD_BIN=$sqld
 cargo build -q --release --target wasm32-wasip2 -p health -p console -p keys -p verify -p user-webhook -p probe -p noop
 cargo build -q --release -p keygate-host -p keygate-tests
 
+status=0
 echo "--- scale-out: backends, races, an instance killed"
-cargo test --release --features keygate-tests/scale-out -p keygate-tests \
-  --test scale_out_backends --test scale_out_instances
+cargo test --release --no-fail-fast --features keygate-tests/scale-out -p keygate-tests \
+  --test scale_out_backends --test scale_out_instances || status=$?
 
 echo "--- scale-out: the black-box API tests through two instances"
 # The tests of the contract; the runner's own tests, fault injection and the
@@ -35,4 +36,5 @@ for t in api_keys_create api_keys_list api_keys_get_delete api_audit api_verify 
   targets+=(--test "$t")
 done
 KEYGATE_HOST_BIN=$PWD/tests/scale_out/keygate-host-pair \
-  cargo test --release --no-fail-fast -p keygate-tests "${targets[@]}" -- "$@"
+  cargo test --release --no-fail-fast -p keygate-tests "${targets[@]}" -- "$@" || status=$?
+exit "$status"
