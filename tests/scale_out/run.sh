@@ -32,7 +32,8 @@ echo "--- scale-out: the black-box API tests through two instances"
 # checks of the runner's log have no meaning for a pair behind a proxy.
 targets=()
 for t in api_keys_create api_keys_list api_keys_get_delete api_audit api_verify api_webhook \
-  api_auth api_conventions api_openapi api_robustness app_health reliability_concurrency; do
+  api_auth api_conventions api_openapi api_robustness app_health reliability_concurrency \
+  reliability_secrets; do
   targets+=(--test "$t")
 done
 KEYGATE_HOST_BIN=$PWD/tests/scale_out/keygate-host-pair \
