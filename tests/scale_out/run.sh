@@ -28,8 +28,9 @@ cargo test --release --no-fail-fast --features keygate-tests/scale-out -p keygat
   --test scale_out_backends --test scale_out_instances || status=$?
 
 echo "--- scale-out: the black-box API tests through two instances"
-# The tests of the contract; the runner's own tests, fault injection and the
-# checks of the runner's log have no meaning for a pair behind a proxy.
+# The tests of the contract, the concurrency checks and the secrets checks
+# (the pair passes its instances' logs on); the runner's own tests and fault
+# injection through runner-only flags have no meaning for a pair behind a proxy.
 targets=()
 for t in api_keys_create api_keys_list api_keys_get_delete api_audit api_verify api_webhook \
   api_auth api_conventions api_openapi api_robustness app_health reliability_concurrency \
