@@ -49,7 +49,6 @@ token = "unused-by-a-local-sqld"
 TOML
 manifest=$work/spin.toml
 spin_manifest_with_fixtures "$manifest"
-export SPIN_VARIABLE_SQLITE_DATABASE_TYPE=libsql
 
 # The probe's request: verify's one SQL statement's floor, one INSERT (libSQL
 # refuses connection settings, so verify sends none there).

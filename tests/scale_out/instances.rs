@@ -15,8 +15,8 @@ use keygate_tests::api::*;
 use keygate_tests::servers::{RedisServer, Sqld};
 use keygate_tests::{Json, json};
 
-/// Redis for `default` key-value, sqld for `default` SQL, and verify told
-/// it runs on libSQL: the README's scale-out configuration.
+/// Redis for `default` key-value, sqld for `default` SQL: the README's
+/// scale-out configuration.
 fn instance(redis: &RedisServer, sqld: &Sqld) -> App {
     let config = format!(
         "[key_value_store.default]\ntype = \"redis\"\nurl = \"{}\"\n\
@@ -24,11 +24,7 @@ fn instance(redis: &RedisServer, sqld: &Sqld) -> App {
         redis.url(),
         sqld.url()
     );
-    App::start_with(|c| {
-        c.runtime_config(&config)
-            .arg("--variable")
-            .arg("sqlite_database_type=libsql")
-    })
+    App::start_with(|c| c.runtime_config(&config))
 }
 
 /// Prints the instances' logs when the test fails, to see what each was doing.

@@ -46,7 +46,7 @@ async fn verify(req: &mut LeanRequest) -> Result<Response, Error> {
     }
 
     let kv = SpinKeyValue::open_default()?;
-    let sql = SpinSql::open_default()?.with_database_type_from_variable();
+    let sql = SpinSql::open_default()?;
     let verified =
         KeyService::new(&kv, &sql).verify(call.key(), &call.context, timestamp::now())?;
 

@@ -40,33 +40,13 @@ impl KeyValue for SpinKeyValue {
 }
 
 /// The `default` SQLite database: the overview and the audit trail.
-pub struct SpinSql {
-    conn: sqlite3::Connection,
-    takes_connection_settings: bool,
-}
-
-/// The variable that says what `[sqlite_database.default] type` the runtime
-/// config chose: `libsql` for a libSQL server (which refuses per-connection
-/// settings, each refusal a network round trip); anything else, or unset,
-/// for Spin's local SQLite file.
-pub const SQLITE_DATABASE_TYPE: &str = "sqlite_database_type";
+pub struct SpinSql(sqlite3::Connection);
 
 impl SpinSql {
     pub fn open_default() -> Result<Self, Error> {
         sqlite3::Connection::open_default()
-            .map(|conn| Self {
-                conn,
-                takes_connection_settings: true,
-            })
+            .map(Self)
             .map_err(|e| Error::Storage(StoreError::new(format!("sqlite open: {e}"))))
-    }
-
-    /// Reads [`SQLITE_DATABASE_TYPE`] (granted to the component in
-    /// spin.toml): on a libSQL server, no connection settings are sent.
-    pub fn with_database_type_from_variable(mut self) -> Self {
-        self.takes_connection_settings = !variable(SQLITE_DATABASE_TYPE)
-            .is_some_and(|kind| kind.trim().eq_ignore_ascii_case("libsql"));
-        self
     }
 }
 
@@ -83,7 +63,7 @@ impl Sql for SpinSql {
             })
             .collect();
         let result = self
-            .conn
+            .0
             .execute(sql, &params)
             .map_err(|e| StoreError::new(format!("sqlite: {e}")))?;
         let rows = result
@@ -106,10 +86,6 @@ impl Sql for SpinSql {
             columns: result.columns,
             rows,
         })
-    }
-
-    fn takes_connection_settings(&self) -> bool {
-        self.takes_connection_settings
     }
 }
 

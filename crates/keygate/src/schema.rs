@@ -304,9 +304,6 @@ pub fn migrate_from(sql: &dyn Sql, current: i64) -> Result<(), StoreError> {
     for (version, statements) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
         for statement in *statements {
             if statement.starts_with("PRAGMA") {
-                if !sql.takes_connection_settings() {
-                    continue;
-                }
                 match sql.execute(statement, &[]) {
                     // A setting the server keeps for itself (V8 on libSQL).
                     Err(e) if e.is_unsupported_statement() => {}

@@ -332,11 +332,10 @@ impl<'a> KeyService<'a> {
             details,
             SqlValue::text(&entry.key_id),
         ];
-        // Best effort: where the setting is refused anyway (a libSQL server
-        // not declared as one) the connection keeps SQLite's stricter default.
-        if self.sql.takes_connection_settings() {
-            let _ = self.sql.execute(schema::RECORD_USES_WITHOUT_FSYNC, &[]);
-        }
+        // Best effort: where the setting is refused (a libSQL server; Spin's
+        // client refuses it itself, without a round trip) the connection
+        // keeps SQLite's stricter default.
+        let _ = self.sql.execute(schema::RECORD_USES_WITHOUT_FSYNC, &[]);
         let recorded = self.execute(INSERT_KEY_USED, &params)?;
         if recorded.rows.is_empty() {
             // Deleted or revoked since the entry was read (or the entry is a

@@ -16,13 +16,6 @@ pub trait KeyValue {
 /// SQLite: one statement per call, `?` placeholders bound to `params`.
 pub trait Sql {
     fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<Rows, StoreError>;
-
-    /// Whether a connection may choose its own settings (`PRAGMA
-    /// synchronous`, the journal mode). A local SQLite file does; a libSQL
-    /// server refuses them, and on Spin each refusal is a network round trip.
-    fn takes_connection_settings(&self) -> bool {
-        true
-    }
 }
 
 /// Mirrors `spin_sdk::sqlite3::Value`.

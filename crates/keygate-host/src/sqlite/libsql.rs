@@ -26,11 +26,11 @@
 //! Hrana: `api error: `status=400 Bad Request, body={"message":"…","code":"STREAM_EXPIRED"}``
 //! ```
 //!
-//! One difference: libsql 0.5 parses each statement first and refuses one
-//! its parser does not classify (`unsupported statement`, e.g. `PRAGMA
-//! synchronous = NORMAL`) without a round trip; here the server refuses it
-//! (`SQL string could not be parsed: unsupported statement: …`), one round
-//! trip later.
+//! - Like libsql 0.5, a `PRAGMA` its parser does not allow (a setting given a
+//!   value, such as `synchronous = NORMAL`, or one it does not know) is
+//!   refused here with `unsupported statement`, without a round trip
+//!   ([`refused_by_the_client`]). Other statements go to the server, which
+//!   refuses what it does not run in its own words.
 //!
 //! One runner optimisation: a single HTTP client per database keeps its
 //! connections to the server alive between requests, where Spin builds a new
@@ -126,6 +126,9 @@ impl DbConnection for HranaConnection {
         params: &'a [SqlValue],
     ) -> BoxFuture<'a, Result<QueryOutput, String>> {
         Box::pin(async move {
+            if refused_by_the_client(statement) {
+                return Err("unsupported statement".to_string());
+            }
             let body = execute_body(self.baton.as_deref(), statement, params);
             let url = self.url();
             let response = self.server.send(url, body).await?;
@@ -362,6 +365,87 @@ impl TryFrom<Value> for SqlValue {
 
 /// The body that runs `statement` on the stream `baton` (a new stream
 /// when `None`) and keeps the stream open.
+/// Pragmas libsql 0.5's classifier (`libsql/src/parser.rs`, `pragma_kind`)
+/// lets through with or without a value.
+const PRAGMAS_ALLOWED: &[&str] = &[
+    "table_list",
+    "index_list",
+    "table_info",
+    "table_xinfo",
+    "index_info",
+    "index_xinfo",
+    "pragma_list",
+    "compile_options",
+    "database_list",
+    "function_list",
+    "module_list",
+    "encoding",
+    "defer_foreign_keys",
+    "foreign_keys",
+    "foreign_key_list",
+    "foreign_key_check",
+    "collation_list",
+    "data_version",
+    "freelist_count",
+    "integrity_check",
+    "legacy_file_format",
+    "page_count",
+    "quick_check",
+    "stats",
+    "user_version",
+];
+
+/// Pragmas it lets through only without a value (reading the setting).
+const PRAGMAS_READ_ONLY: &[&str] = &[
+    "analysis_limit",
+    "application_id",
+    "auto_vacuum",
+    "automatic_index",
+    "busy_timeout",
+    "cache_size",
+    "cache_spill",
+    "cell_size_check",
+    "checkpoint_fullfsync",
+    "fullfsync",
+    "hard_heap_limit",
+    "journal_mode",
+    "journal_size_limit",
+    "legacy_alter_table",
+    "locking_mode",
+    "max_page_count",
+    "mmap_size",
+    "page_size",
+    "query_only",
+    "read_uncommitted",
+    "recursive_triggers",
+    "reverse_unordered_selects",
+    "schema_version",
+    "secure_delete",
+    "soft_heap_limit",
+    "synchronous",
+    "temp_store",
+    "threads",
+    "trusted_schema",
+    "wal_autocheckpoint",
+];
+
+/// Whether Spin's libSQL client refuses `statement` before sending it: a
+/// `PRAGMA` not on its lists, or one of [`PRAGMAS_READ_ONLY`] given a value.
+/// (Its names are compared as written, as libsql does.)
+fn refused_by_the_client(statement: &str) -> bool {
+    let s = statement.trim_start();
+    if !s.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("pragma")) {
+        return false;
+    }
+    let rest = s[6..].trim_start();
+    let end = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+        .unwrap_or(rest.len());
+    let name = rest[..end].rsplit('.').next().unwrap_or_default();
+    let has_value = rest[end..].trim_start().starts_with(['=', '(']);
+    !(PRAGMAS_ALLOWED.contains(&name) || (!has_value && PRAGMAS_READ_ONLY.contains(&name)))
+}
+
 fn execute_body(baton: Option<&str>, statement: &str, params: &[SqlValue]) -> Vec<u8> {
     let stmt = Stmt {
         sql: statement,

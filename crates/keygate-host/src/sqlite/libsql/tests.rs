@@ -334,3 +334,28 @@ async fn a_connection_dropped_mid_answer_is_an_http_error() {
         .unwrap_err();
     assert!(e.starts_with("Hrana: `http error: `"), "{e}");
 }
+
+#[test]
+fn pragmas_spins_client_refuses_never_reach_the_server() {
+    for refused in [
+        "PRAGMA synchronous = NORMAL",
+        "pragma journal_mode=WAL",
+        "PRAGMA main.cache_size(-2000)",
+        "PRAGMA wal_checkpoint",
+        "PRAGMA some_pragma_nobody_knows",
+    ] {
+        assert!(refused_by_the_client(refused), "{refused}");
+    }
+    for sent in [
+        "PRAGMA user_version",
+        "PRAGMA user_version = 8",
+        "PRAGMA synchronous",
+        "PRAGMA main.journal_mode",
+        "PRAGMA foreign_keys = ON",
+        "SELECT * FROM pragma_user_version",
+        "INSERT INTO t VALUES (1)",
+        "  select 1",
+    ] {
+        assert!(!refused_by_the_client(sent), "{sent}");
+    }
+}
