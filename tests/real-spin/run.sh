@@ -13,11 +13,6 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 command -v spin >/dev/null || { echo "tests/real-spin/run.sh: no spin on PATH" >&2; exit 2; }
 cargo build -q --release --target wasm32-wasip2 -p health -p console -p keys -p verify -p user-webhook -p probe -p noop
-targets=()
-for t in api_keys_create api_keys_list api_keys_get_delete api_audit api_verify api_webhook \
-  api_auth api_conventions api_openapi api_robustness app_health reliability_concurrency \
-  reliability_secrets; do
-  targets+=(--test "$t")
-done
+source tests/black-box-targets.sh
 KEYGATE_HOST_BIN=$PWD/tests/real-spin/keygate-host-as-spin \
-  cargo test --release --no-fail-fast "${targets[@]}" -- "$@"
+  cargo test --release --no-fail-fast "${black_box_targets[@]}" -- "$@"

@@ -28,15 +28,7 @@ cargo test --release --no-fail-fast --features keygate-tests/scale-out -p keygat
   --test scale_out_backends --test scale_out_instances || status=$?
 
 echo "--- scale-out: the black-box API tests through two instances"
-# The tests of the contract, the concurrency checks and the secrets checks
-# (the pair passes its instances' logs on); the runner's own tests and fault
-# injection through runner-only flags have no meaning for a pair behind a proxy.
-targets=()
-for t in api_keys_create api_keys_list api_keys_get_delete api_audit api_verify api_webhook \
-  api_auth api_conventions api_openapi api_robustness app_health reliability_concurrency \
-  reliability_secrets; do
-  targets+=(--test "$t")
-done
+source tests/black-box-targets.sh
 KEYGATE_HOST_BIN=$PWD/tests/scale_out/keygate-host-pair \
-  cargo test --release --no-fail-fast -p keygate-tests "${targets[@]}" -- "$@" || status=$?
+  cargo test --release --no-fail-fast -p keygate-tests "${black_box_targets[@]}" -- "$@" || status=$?
 exit "$status"

@@ -1,0 +1,11 @@
+# Sourced by tests/real-spin/run.sh and tests/scale_out/run.sh: the test
+# targets that run against any server of the app (KEYGATE_HOST_BIN) — the
+# contract (tests/api/*), the health route, the concurrency and secrets
+# checks. The runner's own tests and fault injection through runner-only
+# flags are left out. Sets $black_box_targets (`--test <name>` pairs).
+black_box_targets=()
+for t in api_keys_create api_keys_list api_keys_get_delete api_audit api_verify api_webhook \
+  api_auth api_conventions api_openapi api_robustness app_health reliability_concurrency \
+  reliability_secrets; do
+  black_box_targets+=(--test "$t")
+done
