@@ -8,7 +8,7 @@
 
 use std::borrow::Cow;
 
-use spin_sdk::http::{Method, Request, Response};
+use spin_sdk::http::{IncomingRequest, Method, Response};
 use spin_sdk::http_component;
 
 /// One embedded file, with its ETag computed at compile time.
@@ -61,10 +61,19 @@ const SECURITY_HEADERS: &[(&str, &str)] = &[
     ("cross-origin-opener-policy", "same-origin"),
 ];
 
+/// Takes the `IncomingRequest` and never reads its body (no route has one):
+/// spin-sdk's `Request` would read any body whole into memory first.
 #[http_component]
-fn handle(req: Request) -> Response {
-    let if_none_match = req.header("if-none-match").and_then(|v| v.as_str());
-    let answer = respond(req.method(), req.path(), if_none_match);
+fn handle(req: IncomingRequest) -> Response {
+    let if_none_match = req
+        .headers()
+        .get("if-none-match")
+        .last()
+        .and_then(|v| String::from_utf8(v.clone()).ok());
+    let method = req.method();
+    let path_with_query = req.path_with_query().unwrap_or_default();
+    let path = path_with_query.split('?').next().unwrap_or_default();
+    let answer = respond(&method, path, if_none_match.as_deref());
     let mut response = Response::builder();
     response.status(answer.status);
     for (name, value) in SECURITY_HEADERS {
@@ -73,7 +82,7 @@ fn handle(req: Request) -> Response {
     for (name, value) in answer.headers {
         response.header(name, value);
     }
-    let body = if *req.method() == Method::Head {
+    let body = if method == Method::Head {
         Vec::new()
     } else {
         answer.body.into_owned()

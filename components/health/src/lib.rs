@@ -3,13 +3,15 @@
 //! variable) and reports each one, without revealing any value.
 
 use serde_json::json;
-use spin_sdk::http::{IntoResponse, Method, Request, Response};
+use spin_sdk::http::{IncomingRequest, IntoResponse, Method, Response};
 use spin_sdk::http_component;
 use spin_sdk::{key_value, sqlite3, variables};
 
+/// Takes the `IncomingRequest` and never reads its body (the route has
+/// none): spin-sdk's `Request` would read any body whole into memory first.
 #[http_component]
-fn handle(req: Request) -> Response {
-    if *req.method() != Method::Get && *req.method() != Method::Head {
+fn handle(req: IncomingRequest) -> Response {
+    if req.method() != Method::Get && req.method() != Method::Head {
         return Response::builder()
             .status(405)
             .header("allow", "GET, HEAD")

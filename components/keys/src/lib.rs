@@ -7,26 +7,34 @@
 
 use keygate::validate::{check_json_body, parse_audit_query, parse_create_body, parse_list_query};
 use keygate::{ActingUser, Error, KeyService, auth, timestamp};
-use keygate_spin::{SpinKeyValue, SpinSql, header, json, problem, variable};
-use spin_sdk::http::{Method, Request, Response};
+use keygate_spin::{SpinKeyValue, SpinSql, header, json, problem, read_request, variable};
+use spin_sdk::http::{IncomingRequest, Method, Request, Response};
 use spin_sdk::http_component;
 
 const OPENAPI: &str = include_str!("../../../docs/openapi.json");
 
+/// The body is read by [`read_request`], never past 64 KiB.
 #[http_component]
-fn handle(req: Request) -> Response {
+async fn handle(req: IncomingRequest) -> Response {
+    match read_request(req).await {
+        Ok(req) => route(&req),
+        Err(e) => problem(&e),
+    }
+}
+
+fn route(req: &Request) -> Response {
     let path = req.path().to_owned();
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
     let result = match (segments.as_slice(), req.method()) {
-        (["api", "keys"], Method::Post) => create(&req),
-        (["api", "keys"], Method::Get) => list(&req),
+        (["api", "keys"], Method::Post) => create(req),
+        (["api", "keys"], Method::Get) => list(req),
         (["api", "keys"], _) => Err(Error::MethodNotAllowed { allow: "GET, POST" }),
-        (["api", "keys", id], Method::Get) => get(&req, id),
-        (["api", "keys", id], Method::Delete) => delete(&req, id),
+        (["api", "keys", id], Method::Get) => get(req, id),
+        (["api", "keys", id], Method::Delete) => delete(req, id),
         (["api", "keys", _], _) => Err(Error::MethodNotAllowed {
             allow: "GET, DELETE",
         }),
-        (["api", "audit"], Method::Get) => audit(&req),
+        (["api", "audit"], Method::Get) => audit(req),
         (["api", "audit"], _) => Err(Error::MethodNotAllowed { allow: "GET" }),
         (["api", "openapi.json"], Method::Get) => Ok(openapi()),
         (["api", "openapi.json"], _) => Err(Error::MethodNotAllowed { allow: "GET" }),

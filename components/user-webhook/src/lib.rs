@@ -5,14 +5,18 @@
 use keygate::validate::check_json_body;
 use keygate::webhook::{WebhookHeaders, WebhookSecret, parse_user_removed, verify_signature};
 use keygate::{Error, KeyService, timestamp};
-use keygate_spin::{SpinKeyValue, SpinSql, header, json, problem, variable};
-use spin_sdk::http::{Method, Request, Response};
+use keygate_spin::{SpinKeyValue, SpinSql, header, json, problem, read_request, variable};
+use spin_sdk::http::{IncomingRequest, Method, Request, Response};
 use spin_sdk::http_component;
 
+/// The body is read by [`read_request`], never past 64 KiB.
 #[http_component]
-fn handle(req: Request) -> Response {
+async fn handle(req: IncomingRequest) -> Response {
     let result = match req.method() {
-        Method::Post => user_removed(&req),
+        Method::Post => match read_request(req).await {
+            Ok(req) => user_removed(&req),
+            Err(e) => Err(e),
+        },
         _ => Err(Error::MethodNotAllowed { allow: "POST" }),
     };
     result.unwrap_or_else(|e| problem(&e))

@@ -3,8 +3,10 @@
 //! connection, and its errors and results onto HTTP responses, so each
 //! component is parsing, one domain call and a response.
 
+use futures::StreamExt;
 use keygate::Error;
 use keygate::store::{KeyValue, Rows, Sql, SqlValue, StoreError};
+use keygate::validate::MAX_BODY_BYTES;
 use spin_sdk::http::{IncomingRequest, Method, Request, Response};
 use spin_sdk::{key_value, sqlite3, variables};
 
@@ -132,16 +134,58 @@ impl LeanRequest {
             .and_then(|(_, v)| std::str::from_utf8(v).ok())
     }
 
-    /// The body; empty once taken.
+    /// The body, read with [`read_body`]'s limit; empty once taken.
     pub async fn take_body(&mut self) -> Result<Vec<u8>, Error> {
         let Some(incoming) = self.incoming.take() else {
             return Ok(Vec::new());
         };
-        incoming
-            .into_body()
-            .await
-            .map_err(|_| Error::InvalidRequest("the request body could not be read".into()))
+        read_body(incoming).await
     }
+}
+
+/// The request as spin-sdk's [`Request`], its body read by [`read_body`].
+/// Components take an `IncomingRequest` and call this instead of letting
+/// spin-sdk convert it: its conversion reads any body whole into memory.
+pub async fn read_request(incoming: IncomingRequest) -> Result<Request, Error> {
+    let method = incoming.method();
+    let uri = incoming.uri();
+    let headers = incoming.headers();
+    let body = read_body(incoming).await?;
+    Ok(Request::builder()
+        .method(method)
+        .uri(uri)
+        .headers(headers)
+        .body(body)
+        .build())
+}
+
+/// A request body, never more than [`MAX_BODY_BYTES`] of it: a declared
+/// `Content-Length` above the limit is refused before a byte is read, and a
+/// body without one (chunked) is read as a stream and refused as soon as it
+/// passes the limit. Either way `413 payload_too_large`, and the component's
+/// memory stays bounded whatever the caller sends; the host closes the
+/// connection rather than read the rest.
+pub async fn read_body(incoming: IncomingRequest) -> Result<Vec<u8>, Error> {
+    let declared = incoming
+        .headers()
+        .get("content-length")
+        .first()
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return Err(Error::PayloadTooLarge);
+    }
+    let unreadable = || Error::InvalidRequest("the request body could not be read".into());
+    let mut stream = std::pin::pin!(incoming.into_body_stream());
+    let mut body = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| unreadable())?;
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(Error::PayloadTooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// The error as an RFC 9457 problem response — the one place errors become HTTP.
