@@ -20,9 +20,31 @@ pub const MAX_CONCURRENT_INSTANCES: u32 = 256;
 /// the next request in that slot takes no page faults for them.
 const KEEP_RESIDENT: usize = 2 << 20;
 
+/// How often the engine's epoch advances: a running guest yields to the
+/// runtime at each tick, so a request's time limit can end it (Spin's
+/// `DEFAULT_EPOCH_TICK_INTERVAL` is the same).
+pub const EPOCH_TICK: std::time::Duration = std::time::Duration::from_millis(10);
+
 pub fn new_engine(count_instructions: bool) -> Result<Engine> {
+    let engine = configured_engine(count_instructions)?;
+    let ticker = engine.weak();
+    std::thread::Builder::new()
+        .name("epoch-ticker".into())
+        .spawn(move || {
+            while let Some(engine) = ticker.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })?;
+    Ok(engine)
+}
+
+fn configured_engine(count_instructions: bool) -> Result<Engine> {
     let mut config = Config::new();
     config.consume_fuel(count_instructions);
+    // A guest that never returns (a loop) must not keep its slot forever.
+    config.epoch_interruption(true);
     let mut pooling = PoolingAllocationConfig::default();
     pooling
         .total_component_instances(MAX_CONCURRENT_INSTANCES)

@@ -40,15 +40,23 @@ pub struct HttpTrigger {
     /// Log each guest's Wasm instruction count (`--count-instructions`; the
     /// engine then consumes fuel).
     count_instructions: bool,
+    /// `--request-timeout`: a guest still running after this is ended.
+    request_timeout: Duration,
 }
 
 impl HttpTrigger {
-    pub fn new(app: Arc<LoadedApp>, listen: SocketAddr, count_instructions: bool) -> Arc<Self> {
+    pub fn new(
+        app: Arc<LoadedApp>,
+        listen: SocketAddr,
+        count_instructions: bool,
+        request_timeout: Duration,
+    ) -> Arc<Self> {
         Arc::new(Self {
             app,
             listen,
             instances: Arc::new(Semaphore::new(MAX_CONCURRENT_INSTANCES as usize)),
             count_instructions,
+            request_timeout,
         })
     }
 
@@ -116,7 +124,12 @@ impl HttpTrigger {
                             "keygate-host: {method} {path}: component `{}` failed: {e:?}",
                             route.component
                         );
-                        plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+                        match e.chain().find_map(|c| c.downcast_ref::<RequestTimedOut>()) {
+                            Some(timed_out) => timed_out.problem(),
+                            None => {
+                                plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+                            }
+                        }
                     }
                 };
                 (route.component, response)
@@ -152,6 +165,9 @@ impl HttpTrigger {
         if self.count_instructions {
             store.set_fuel(u64::MAX)?;
         }
+        // Yield to the runtime at every epoch tick, so the time limit below
+        // can end a guest that computes without ever waiting.
+        store.epoch_deadline_async_yield_and_update(1);
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let incoming = store
             .data_mut()
@@ -161,16 +177,25 @@ impl HttpTrigger {
         let pre = component.pre.clone();
         let id = component.context.id.clone();
         let count_instructions = self.count_instructions;
+        let request_timeout = self.request_timeout;
 
         // The guest runs in its own task so it can keep streaming the body
         // after the response head has gone out.
         let guest = tokio::spawn(async move {
             let _permit = permit;
-            let proxy = pre.instantiate_async(&mut store).await?;
-            let result = proxy
-                .wasi_http_incoming_handler()
-                .call_handle(&mut store, incoming, outparam)
-                .await;
+            let run = async {
+                let proxy = pre.instantiate_async(&mut store).await?;
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, incoming, outparam)
+                    .await
+            };
+            // Past the limit the guest is dropped mid-call (wasmtime allows
+            // it), its slot freed; an answer not yet started becomes a 500.
+            let result = match tokio::time::timeout(request_timeout, run).await {
+                Ok(result) => result,
+                Err(_) => Err(wasmtime::Error::new(RequestTimedOut(request_timeout))),
+            };
             if let Err(e) = &result {
                 eprintln!("keygate-host: component `{id}` trapped: {e:?}");
             }
@@ -259,6 +284,44 @@ pub fn spin_request<B>(
         )?;
     }
     Ok(Request::from_parts(parts, body))
+}
+
+/// A guest still running at `--request-timeout`: ended, and answered `500`
+/// with a problem body saying so (a trap keeps Spin's plain `500`).
+#[derive(Debug)]
+struct RequestTimedOut(Duration);
+
+impl std::fmt::Display for RequestTimedOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the request ran past --request-timeout ({} s)",
+            self.0.as_secs_f64()
+        )
+    }
+}
+
+impl std::error::Error for RequestTimedOut {}
+
+impl RequestTimedOut {
+    fn problem(&self) -> Response<HyperOutgoingBody> {
+        let body = format!(
+            "{{\"detail\":\"the request took longer than {} s and was ended\",\
+             \"status\":500,\"title\":\"Internal Server Error\",\"type\":\"about:blank\"}}",
+            self.0.as_secs_f64()
+        );
+        let mut response = Response::new(
+            Full::new(Bytes::from(body))
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+        );
+        *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+        response.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        response
+    }
 }
 
 fn plain(status: StatusCode, body: &'static str) -> Response<HyperOutgoingBody> {

@@ -88,6 +88,12 @@ pub struct UpArgs {
     /// `synchronous` level it ran at.
     #[arg(long)]
     pub trace_sql: bool,
+    /// How long one request may take, guest and body together, before the
+    /// runner ends it with a `500` and frees its instance slot (seconds).
+    /// Spin 4's `--request-timeout` applies only to WASIp3 components; for
+    /// these WASIp2 components it has no limit.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+    pub request_timeout: f64,
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -157,9 +163,15 @@ fn up(args: UpArgs) -> Result<()> {
             loaded.name,
             started.elapsed().as_millis()
         );
-        HttpTrigger::new(loaded, listen, args.count_instructions)
-            .serve(listener, shutdown_signal())
-            .await
+        HttpTrigger::new(
+            loaded,
+            listen,
+            args.count_instructions,
+            std::time::Duration::try_from_secs_f64(args.request_timeout)
+                .context("--request-timeout must be a positive number of seconds")?,
+        )
+        .serve(listener, shutdown_signal())
+        .await
     })
 }
 
