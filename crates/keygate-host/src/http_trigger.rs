@@ -158,6 +158,10 @@ impl HttpTrigger {
             .await
             .context("runner is shutting down")?;
         let req = spin_request(req, route, client, self.listen)?;
+        // Whether the whole body has arrived: a request past its time limit
+        // that still waits for its body is the client's slowness (408).
+        let body_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let req = req.map(|body| WatchedBody::new(body, body_done.clone()));
         let mut store = Store::new(
             component.pre.engine(),
             RequestState::new(component.context.clone()),
@@ -194,7 +198,10 @@ impl HttpTrigger {
             // it), its slot freed; an answer not yet started becomes a 500.
             let result = match tokio::time::timeout(request_timeout, run).await {
                 Ok(result) => result,
-                Err(_) => Err(wasmtime::Error::new(RequestTimedOut(request_timeout))),
+                Err(_) => Err(wasmtime::Error::new(RequestTimedOut {
+                    limit: request_timeout,
+                    body_done: body_done.load(std::sync::atomic::Ordering::SeqCst),
+                })),
             };
             if let Err(e) = &result {
                 eprintln!("keygate-host: component `{id}` trapped: {e:?}");
@@ -286,17 +293,27 @@ pub fn spin_request<B>(
     Ok(Request::from_parts(parts, body))
 }
 
-/// A guest still running at `--request-timeout`: ended, and answered `500`
-/// with a problem body saying so (a trap keeps Spin's plain `500`).
+/// A request still running at `--request-timeout`: its guest is ended, and
+/// it is answered with a problem body — `408` when the client had not yet
+/// sent its whole body (a slow client), else `500` (a guest that ran too
+/// long; a trap keeps Spin's plain `500`).
 #[derive(Debug)]
-struct RequestTimedOut(Duration);
+struct RequestTimedOut {
+    limit: Duration,
+    body_done: bool,
+}
 
 impl std::fmt::Display for RequestTimedOut {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let waiting = if self.body_done {
+            ""
+        } else {
+            ", its body still arriving"
+        };
         write!(
             f,
-            "the request ran past --request-timeout ({} s)",
-            self.0.as_secs_f64()
+            "the request ran past --request-timeout ({} s){waiting}",
+            self.limit.as_secs_f64()
         )
     }
 }
@@ -305,22 +322,81 @@ impl std::error::Error for RequestTimedOut {}
 
 impl RequestTimedOut {
     fn problem(&self) -> Response<HyperOutgoingBody> {
+        let (status, title, detail) = if self.body_done {
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal Server Error",
+                "the request took longer than",
+            )
+        } else {
+            (
+                StatusCode::REQUEST_TIMEOUT,
+                "Request Timeout",
+                "the request body did not arrive within",
+            )
+        };
         let body = format!(
-            "{{\"detail\":\"the request took longer than {} s and was ended\",\
-             \"status\":500,\"title\":\"Internal Server Error\",\"type\":\"about:blank\"}}",
-            self.0.as_secs_f64()
+            "{{\"detail\":\"{detail} {} s\",\"status\":{},\"title\":\"{title}\",\
+             \"type\":\"about:blank\"}}",
+            self.limit.as_secs_f64(),
+            status.as_u16()
         );
         let mut response = Response::new(
             Full::new(Bytes::from(body))
                 .map_err(|never| match never {})
                 .boxed_unsync(),
         );
-        *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+        *response.status_mut() = status;
         response.headers_mut().insert(
             hyper::header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if !self.body_done {
+            // The rest of the body is not wanted: end the connection.
+            response
+                .headers_mut()
+                .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+        }
         response
+    }
+}
+
+/// A request body that records when it has been received in full.
+struct WatchedBody<B> {
+    inner: B,
+    done: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl<B: hyper::body::Body + Unpin> WatchedBody<B> {
+    fn new(inner: B, done: Arc<std::sync::atomic::AtomicBool>) -> Self {
+        if inner.is_end_stream() {
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        Self { inner, done }
+    }
+}
+
+impl<B: hyper::body::Body + Unpin> hyper::body::Body for WatchedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(polled, std::task::Poll::Ready(None)) || self.inner.is_end_stream() {
+            self.done.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
