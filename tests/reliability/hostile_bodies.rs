@@ -131,6 +131,10 @@ fn send_chunked(app: &App, method: &str, path: &str) -> ((u16, String, String), 
     (answer, sent.load(Ordering::SeqCst))
 }
 
+/// Over the contract's 64 KiB, under the runner's own cap: the component
+/// refuses it.
+const DECLARED_BYTES: u64 = MIB / 2;
+
 #[test]
 fn a_declared_length_over_64_kib_is_refused_before_a_byte_of_the_body_is_sent() {
     let app = App::start();
@@ -143,13 +147,42 @@ fn a_declared_length_over_64_kib_is_refused_before_a_byte_of_the_body_is_sent() 
     ] {
         let stream = connect(&app);
         let mut writer = stream.try_clone().unwrap();
-        let extra = format!("content-length: {HOSTILE_BYTES}\r\n");
+        let extra = format!("content-length: {DECLARED_BYTES}\r\n");
         writer
             .write_all(head(method, path, &extra).as_bytes())
             .unwrap();
         // Not one byte of the body: the answer must come anyway.
-        assert_payload_too_large(&read_answer(&stream));
+        let answer = read_answer(&stream);
+        assert_payload_too_large(&answer);
+        assert!(
+            answer.2.contains("64 KiB"),
+            "the component's answer: {}",
+            answer.2
+        );
     }
+    let (_, secret) = app.create_key("after-the-flood");
+    expect_json(&app.verify(&secret), 200);
+}
+
+/// Past the runner's `--max-request-body` (1 MiB by default) the runner
+/// answers before any component runs, in the contract's words.
+#[test]
+fn a_declared_length_past_the_runners_cap_is_refused_by_the_runner() {
+    let app = App::start();
+    let stream = connect(&app);
+    let mut writer = stream.try_clone().unwrap();
+    let extra = format!("content-length: {HOSTILE_BYTES}\r\n");
+    writer
+        .write_all(head("POST", "/api/keys", &extra).as_bytes())
+        .unwrap();
+    let answer = read_answer(&stream);
+    assert_payload_too_large(&answer);
+    assert!(answer.2.contains("--max-request-body"), "{}", answer.2);
+    assert!(
+        answer.1.to_ascii_lowercase().contains("connection: close"),
+        "{}",
+        answer.1
+    );
     let (_, secret) = app.create_key("after-the-flood");
     expect_json(&app.verify(&secret), 200);
 }

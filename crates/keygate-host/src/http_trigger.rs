@@ -42,6 +42,8 @@ pub struct HttpTrigger {
     count_instructions: bool,
     /// `--request-timeout`: a guest still running after this is ended.
     request_timeout: Duration,
+    /// `--max-request-body`: a larger declared body is refused here.
+    max_request_body: u64,
 }
 
 impl HttpTrigger {
@@ -50,6 +52,7 @@ impl HttpTrigger {
         listen: SocketAddr,
         count_instructions: bool,
         request_timeout: Duration,
+        max_request_body: u64,
     ) -> Arc<Self> {
         Arc::new(Self {
             app,
@@ -57,6 +60,7 @@ impl HttpTrigger {
             instances: Arc::new(Semaphore::new(MAX_CONCURRENT_INSTANCES as usize)),
             count_instructions,
             request_timeout,
+            max_request_body,
         })
     }
 
@@ -113,8 +117,16 @@ impl HttpTrigger {
         let started = Instant::now();
         let method = req.method().clone();
         let path = req.uri().path().to_string();
+        let declared = req
+            .headers()
+            .get(hyper::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
         let (component, response) = match self.app.router.route(&path) {
             None => ("-", plain(StatusCode::NOT_FOUND, "")),
+            Some(_) if declared.is_some_and(|n| n > self.max_request_body) => {
+                ("-", body_too_large(self.max_request_body))
+            }
             Some(route) => {
                 let component = &self.app.components[route.component];
                 let response = match self.call(component, req, &route, client).await {
@@ -398,6 +410,29 @@ impl<B: hyper::body::Body + Unpin> hyper::body::Body for WatchedBody<B> {
     fn size_hint(&self) -> hyper::body::SizeHint {
         self.inner.size_hint()
     }
+}
+
+/// `413` from the runner itself (`--max-request-body`), the connection closed
+/// rather than the body read.
+fn body_too_large(limit: u64) -> Response<HyperOutgoingBody> {
+    let body = format!(
+        "{{\"code\":\"payload_too_large\",\
+         \"detail\":\"the body is larger than the runner's --max-request-body ({limit} bytes)\",\
+         \"status\":413,\"title\":\"Content Too Large\",\"type\":\"about:blank\"}}"
+    );
+    let mut response = Response::new(
+        Full::new(Bytes::from(body))
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *response.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+    let headers = response.headers_mut();
+    headers.insert(
+        hyper::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    headers.insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 fn plain(status: StatusCode, body: &'static str) -> Response<HyperOutgoingBody> {

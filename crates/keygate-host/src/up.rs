@@ -94,6 +94,11 @@ pub struct UpArgs {
     /// these WASIp2 components it has no limit.
     #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
     pub request_timeout: f64,
+    /// A second line behind the components' own limits: a request whose
+    /// `Content-Length` exceeds this is answered `413` by the runner, before
+    /// any component runs (bytes).
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    pub max_request_body: u64,
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -169,6 +174,7 @@ fn up(args: UpArgs) -> Result<()> {
             args.count_instructions,
             std::time::Duration::try_from_secs_f64(args.request_timeout)
                 .context("--request-timeout must be a positive number of seconds")?,
+            args.max_request_body,
         )
         .serve(listener, shutdown_signal())
         .await
