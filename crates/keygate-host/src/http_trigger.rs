@@ -25,6 +25,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::app::{LoadedApp, LoadedComponent};
 use crate::engine::MAX_CONCURRENT_INSTANCES;
+use crate::limits::{RequestTimedOut, WatchedBody, body_too_large};
 use crate::routes::RouteMatch;
 use crate::state::RequestState;
 
@@ -303,136 +304,6 @@ pub fn spin_request<B>(
         )?;
     }
     Ok(Request::from_parts(parts, body))
-}
-
-/// A request still running at `--request-timeout`: its guest is ended, and
-/// it is answered with a problem body — `408` when the client had not yet
-/// sent its whole body (a slow client), else `500` (a guest that ran too
-/// long; a trap keeps Spin's plain `500`).
-#[derive(Debug)]
-struct RequestTimedOut {
-    limit: Duration,
-    body_done: bool,
-}
-
-impl std::fmt::Display for RequestTimedOut {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let waiting = if self.body_done {
-            ""
-        } else {
-            ", its body still arriving"
-        };
-        write!(
-            f,
-            "the request ran past --request-timeout ({} s){waiting}",
-            self.limit.as_secs_f64()
-        )
-    }
-}
-
-impl std::error::Error for RequestTimedOut {}
-
-impl RequestTimedOut {
-    fn problem(&self) -> Response<HyperOutgoingBody> {
-        let (status, title, detail) = if self.body_done {
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Internal Server Error",
-                "the request took longer than",
-            )
-        } else {
-            (
-                StatusCode::REQUEST_TIMEOUT,
-                "Request Timeout",
-                "the request body did not arrive within",
-            )
-        };
-        let body = format!(
-            "{{\"detail\":\"{detail} {} s\",\"status\":{},\"title\":\"{title}\",\
-             \"type\":\"about:blank\"}}",
-            self.limit.as_secs_f64(),
-            status.as_u16()
-        );
-        let mut response = Response::new(
-            Full::new(Bytes::from(body))
-                .map_err(|never| match never {})
-                .boxed_unsync(),
-        );
-        *response.status_mut() = status;
-        response.headers_mut().insert(
-            hyper::header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
-        if !self.body_done {
-            // The rest of the body is not wanted: end the connection.
-            response
-                .headers_mut()
-                .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
-        }
-        response
-    }
-}
-
-/// A request body that records when it has been received in full.
-struct WatchedBody<B> {
-    inner: B,
-    done: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl<B: hyper::body::Body + Unpin> WatchedBody<B> {
-    fn new(inner: B, done: Arc<std::sync::atomic::AtomicBool>) -> Self {
-        if inner.is_end_stream() {
-            done.store(true, std::sync::atomic::Ordering::SeqCst);
-        }
-        Self { inner, done }
-    }
-}
-
-impl<B: hyper::body::Body + Unpin> hyper::body::Body for WatchedBody<B> {
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
-        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
-        if matches!(polled, std::task::Poll::Ready(None)) || self.inner.is_end_stream() {
-            self.done.store(true, std::sync::atomic::Ordering::SeqCst);
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-/// `413` from the runner itself (`--max-request-body`), the connection closed
-/// rather than the body read.
-fn body_too_large(limit: u64) -> Response<HyperOutgoingBody> {
-    let body = format!(
-        "{{\"code\":\"payload_too_large\",\
-         \"detail\":\"the body is larger than the runner's --max-request-body ({limit} bytes)\",\
-         \"status\":413,\"title\":\"Content Too Large\",\"type\":\"about:blank\"}}"
-    );
-    let mut response = Response::new(
-        Full::new(Bytes::from(body))
-            .map_err(|never| match never {})
-            .boxed_unsync(),
-    );
-    *response.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
-    let headers = response.headers_mut();
-    headers.insert(
-        hyper::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
-    headers.insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
-    response
 }
 
 fn plain(status: StatusCode, body: &'static str) -> Response<HyperOutgoingBody> {

@@ -13,6 +13,7 @@ pub mod engine;
 pub mod faults;
 pub mod http_trigger;
 pub mod key_value;
+pub mod limits;
 pub mod manifest;
 pub mod outbound;
 pub mod routes;
