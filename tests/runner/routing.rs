@@ -120,7 +120,11 @@ fn client_cannot_forge_spin_headers() {
 #[test]
 fn request_bodies_reach_the_component_whole() {
     let state = tempfile::tempdir().unwrap();
-    let runner = RunnerConfig::probe(&state).start();
+    // 3 MB: past the runner's default --max-request-body, so raised here.
+    let runner = RunnerConfig::probe(&state)
+        .arg("--max-request-body")
+        .arg("4000000")
+        .start();
     let body: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
     let expected = body
         .iter()
