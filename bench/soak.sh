@@ -14,6 +14,9 @@
 # RATE: create a key for a fresh user, remove the user with a signed webhook,
 # check the key now fails with revoked_key. Memory: VmRSS of the runner from
 # /proc every 10 s; disk: the state directory (databases and WAL files).
+# HOSTILE=1 adds bench/hostile.py in the background: 200 MB bodies announced,
+# 20 MiB chunked bodies, bodies sent a byte a second (the runner then runs with
+# --request-timeout 5); its answers must all be 413 / 408.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 minutes=${1:-10}
@@ -32,8 +35,11 @@ TOKEN=soak-admin-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 webhook_secret=whsec_$(head -c 32 /dev/urandom | base64 | tr -d '\n')
 export TOKEN
 
+hostile=${HOSTILE:-0}
+limits=()
+(( hostile )) && limits=(--request-timeout 5)
 start_runner "$work/app" --state-dir "$work/state" --cache-dir "$work/cache" \
-  --variable "admin_token=$TOKEN" --variable "webhook_secret=$webhook_secret"
+  --variable "admin_token=$TOKEN" --variable "webhook_secret=$webhook_secret" "${limits[@]}"
 runner_pid=$pid
 rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$runner_pid/status"; }
 # Databases with their WAL files, and the WAL files alone: a log that is never
@@ -62,6 +68,10 @@ start_rss=$(rss_kib)
 (while kill -0 "$runner_pid" 2>/dev/null; do echo "$SECONDS $(rss_kib)"; sleep 10; done) >"$work/rss" &
 python3 bench/soak.py "$url" "$TOKEN" "$webhook_secret" "$wh_rate" $(( minutes * 60 )) >"$work/webhooks" 2>"$work/webhooks.err" &
 webhooks_pid=$!
+if (( hostile )); then
+  python3 bench/hostile.py "$url" $(( minutes * 60 )) >"$work/hostile" 2>"$work/hostile.err" &
+  hostile_pid=$!
+fi
 
 total_bad=0
 for ((m = 1; m <= minutes; m++)); do
@@ -81,6 +91,13 @@ for ((m = 1; m <= minutes; m++)); do
 done
 wait "$webhooks_pid" || true
 wh_errors=$(awk '$1 == "WEBHOOKS" { s += $4 } END { print s + 0 }' "$work/webhooks")
+hostile_bad=0
+if (( hostile )); then
+  wait "$hostile_pid" || true
+  hostile_bad=$(awk '$1 == "HOSTILE" { s += $4 } END { print s + 0 }' "$work/hostile")
+  printf 'Hostile background: %s; unexpected answers: %d.\n' \
+    "$(awk '$1 == "HOSTILE" { printf "%s%s %s", sep, $3, $2; sep = ", " }' "$work/hostile")" "$hostile_bad" | tee -a "$results"
+fi
 end_rss=$(rss_kib)
 read -r min_rss max_rss < <(awk '{ if (min == "" || $2 < min) min = $2; if ($2 > max) max = $2 } END { print min, max }' "$work/rss")
 stop
@@ -100,4 +117,5 @@ grep -qF -f "$work/keys" "$work/app.err" && leaks=$((leaks + 1))
 } | tee -a "$results"
 [[ -s $work/wrk.err ]] && head -5 "$work/wrk.err"
 [[ -s $work/webhooks.err ]] && head -5 "$work/webhooks.err"
-(( total_bad == 0 && wh_errors == 0 && leaks == 0 ))
+[[ -s $work/hostile.err ]] && head -5 "$work/hostile.err"
+(( total_bad == 0 && wh_errors == 0 && leaks == 0 && hostile_bad == 0 ))
