@@ -262,6 +262,16 @@ async fn a_handle_keeps_its_stream_and_closes_it_when_dropped() {
     }
 }
 
+/// The error the guest sees for a `SELECT 1` on a fresh connection to `url`.
+async fn select_one_fails(url: &str) -> String {
+    let db = LibSqlDatabase::open(url, "").unwrap();
+    db.connect()
+        .unwrap()
+        .execute("SELECT 1", &[])
+        .await
+        .unwrap_err()
+}
+
 #[tokio::test]
 async fn http_failures_read_as_on_spin() {
     let (url, _) = stand_in(|_, _| {
@@ -272,13 +282,7 @@ async fn http_failures_read_as_on_spin() {
         )
     })
     .await;
-    let db = LibSqlDatabase::open(&url, "").unwrap();
-    let e = db
-        .connect()
-        .unwrap()
-        .execute("SELECT 1", &[])
-        .await
-        .unwrap_err();
+    let e = select_one_fails(&url).await;
     assert!(
         e.starts_with("Hrana: `api error: `status=400 Bad Request, body={")
             && e.contains("STREAM_EXPIRED"),
@@ -286,25 +290,13 @@ async fn http_failures_read_as_on_spin() {
     );
 
     let (url, _) = stand_in(|_, _| (200, "{not json".into())).await;
-    let db = LibSqlDatabase::open(&url, "").unwrap();
-    let e = db
-        .connect()
-        .unwrap()
-        .execute("SELECT 1", &[])
-        .await
-        .unwrap_err();
+    let e = select_one_fails(&url).await;
     assert!(e.starts_with("Hrana: `json error: `"), "{e}");
 
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
-    let db = LibSqlDatabase::open(&url, "").unwrap();
-    let e = db
-        .connect()
-        .unwrap()
-        .execute("SELECT 1", &[])
-        .await
-        .unwrap_err();
+    let e = select_one_fails(&url).await;
     assert!(
         e.starts_with("Hrana: `http error: `") && e.contains("onnection refused"),
         "{e}"
@@ -325,13 +317,7 @@ async fn a_connection_dropped_mid_answer_is_an_http_error() {
                 .await;
         }
     });
-    let db = LibSqlDatabase::open(&url, "").unwrap();
-    let e = db
-        .connect()
-        .unwrap()
-        .execute("SELECT 1", &[])
-        .await
-        .unwrap_err();
+    let e = select_one_fails(&url).await;
     assert!(e.starts_with("Hrana: `http error: `"), "{e}");
 }
 
