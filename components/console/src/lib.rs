@@ -5,11 +5,16 @@
 //! Only `GET` and `HEAD`; anything else is `405` with `Allow`. An unknown
 //! `/console/...` path is `404 not_found` like the API's. Every answer carries
 //! the same strict security headers (the pages have no inline script or style).
+//!
+//! The one variable, `oidc_issuer`, widens the CSP's `connect-src` by exactly
+//! the identity provider's origin: the page fetches its discovery document and
+//! its token endpoint (the Authorization Code flow with PKCE runs in the
+//! browser). Navigations to the provider need no CSP allowance.
 
 use std::borrow::Cow;
 
 use spin_sdk::http::{IncomingRequest, Method, Response};
-use spin_sdk::http_component;
+use spin_sdk::{http_component, variables};
 
 /// One embedded file, with its ETag computed at compile time.
 struct Asset {
@@ -53,8 +58,52 @@ const ASSETS: &[(&str, Asset)] = &[
 const CSP: &str = "default-src 'self'; object-src 'none'; base-uri 'none'; \
                    form-action 'self'; frame-ancestors 'none'";
 
-const SECURITY_HEADERS: &[(&str, &str)] = &[
-    ("content-security-policy", CSP),
+/// [`CSP`], plus `connect-src` for the identity provider's origin when there
+/// is one: the page fetches the discovery document and the token endpoint.
+fn content_security_policy(issuer_origin: Option<&str>) -> Cow<'static, str> {
+    match issuer_origin {
+        None => Cow::Borrowed(CSP),
+        Some(origin) => Cow::Owned(format!(
+            "default-src 'self'; connect-src 'self' {origin}; object-src 'none'; \
+             base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+        )),
+    }
+}
+
+/// `scheme://host[:port]` of the `oidc_issuer` variable, when it is one the
+/// console may talk to: `https://`, or `http://` only on 127.0.0.1 or
+/// localhost (local testing), as the keys component requires too. Anything
+/// else (empty, another scheme, user info, characters a host cannot have,
+/// which could otherwise smuggle directives into the header) gets nothing.
+fn issuer_origin(issuer: &str) -> Option<String> {
+    let (scheme, rest) = issuer.trim().split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    let authority = rest.split(['/', '?', '#']).next()?.to_ascii_lowercase();
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (authority.as_str(), None),
+    };
+    let host_ok = !host.is_empty()
+        && !host.starts_with(['.', '-'])
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+    let port_ok = port.is_none_or(|p| {
+        !p.is_empty()
+            && p.len() <= 5
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && p.parse::<u16>().is_ok_and(|n| n > 0)
+    });
+    let scheme_ok = match scheme.as_str() {
+        "https" => true,
+        "http" => host == "127.0.0.1" || host == "localhost",
+        _ => false,
+    };
+    (host_ok && port_ok && scheme_ok).then(|| format!("{scheme}://{authority}"))
+}
+
+/// The headers every answer has; the CSP depends on `oidc_issuer`.
+const OTHER_SECURITY_HEADERS: &[(&str, &str)] = &[
     ("x-content-type-options", "nosniff"),
     ("referrer-policy", "no-referrer"),
     ("x-frame-options", "DENY"),
@@ -74,9 +123,16 @@ fn handle(req: IncomingRequest) -> Response {
     let path_with_query = req.path_with_query().unwrap_or_default();
     let path = path_with_query.split('?').next().unwrap_or_default();
     let answer = respond(&method, path, if_none_match.as_deref());
+    let origin = variables::get("oidc_issuer")
+        .ok()
+        .and_then(|issuer| issuer_origin(&issuer));
     let mut response = Response::builder();
     response.status(answer.status);
-    for (name, value) in SECURITY_HEADERS {
+    response.header(
+        "content-security-policy",
+        content_security_policy(origin.as_deref()),
+    );
+    for (name, value) in OTHER_SECURITY_HEADERS {
         response.header(*name, *value);
     }
     for (name, value) in answer.headers {
@@ -181,5 +237,52 @@ fn problem(
         status,
         headers,
         body: Cow::Owned(body.into_bytes()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_https_or_local_http_issuers_get_an_origin() {
+        let cases = [
+            ("https://idp.example.com", Some("https://idp.example.com")),
+            (
+                "https://IdP.Example.com/realms/x/",
+                Some("https://idp.example.com"),
+            ),
+            (
+                "https://idp.example.com:8443/o?x#y",
+                Some("https://idp.example.com:8443"),
+            ),
+            ("http://127.0.0.1:43211", Some("http://127.0.0.1:43211")),
+            ("http://localhost/", Some("http://localhost")),
+            ("http://idp.example.com", None),
+            ("http://127.0.0.1.example.com", None),
+            ("ftp://idp.example.com", None),
+            ("", None),
+            ("https://", None),
+            ("https://user@idp.example.com", None),
+            ("https://idp.example.com:0", None),
+            ("https://idp.example.com:99999", None),
+            ("https://idp.example.com:", None),
+            ("https://idp.example.com; script-src *", None),
+            ("https://idp example.com", None),
+            ("https://[::1]:8443", None),
+        ];
+        for (issuer, origin) in cases {
+            assert_eq!(issuer_origin(issuer).as_deref(), origin, "{issuer:?}");
+        }
+    }
+
+    #[test]
+    fn the_issuer_origin_is_added_to_connect_src_only() {
+        assert_eq!(content_security_policy(None), CSP);
+        assert_eq!(
+            content_security_policy(Some("https://idp.example.com")),
+            "default-src 'self'; connect-src 'self' https://idp.example.com; object-src 'none'; \
+             base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+        );
     }
 }
