@@ -119,7 +119,7 @@ pub fn load(
     let mut components = HashMap::new();
     for component in &app.components {
         let at = format!("{manifest_file}: component.{}", component.id);
-        let outbound = OutboundHttp::new(&component.allowed_outbound_hosts)
+        let outbound = OutboundHttp::new(&component.allowed_outbound_hosts, &app_values)
             .with_context(|| format!("{at}.allowed_outbound_hosts"))?;
         let context = Arc::new(ComponentContext {
             id: component.id.clone(),

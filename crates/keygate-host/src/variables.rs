@@ -75,7 +75,8 @@ impl Template {
         })
     }
 
-    fn render(&self, values: &HashMap<String, String>) -> Option<String> {
+    /// `None` when a referenced variable has no value.
+    pub fn render(&self, values: &HashMap<String, String>) -> Option<String> {
         let mut out = String::new();
         for part in &self.0 {
             match part {
