@@ -1,10 +1,15 @@
-//! Management API authentication: the admin token, then the acting user.
+//! Management API authentication: who is acting, from the identity
+//! provider's JWT (OIDC mode) or from a trusted portal's admin token plus
+//! `X-Acting-User` (admin-token mode). Either mode, both, or neither
+//! (`503 management_not_configured`) may be on.
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::error::Error;
 use crate::model::ActingUser;
+use crate::oidc::{self, HttpGet, OidcConfig};
+use crate::store::KeyValue;
 use crate::validate::parse_acting_user;
 
 /// Shorter configured tokens are treated as no token: a guessable admin
@@ -35,10 +40,63 @@ pub fn check_admin_token(
     }
 }
 
-/// The whole authentication of a management call: token first (an
-/// unauthenticated caller learns nothing about acting users), then the
-/// `X-Acting-User` header. Whether that user was removed is checked by each
-/// operation, against storage.
+/// The configured admin token, if it is long enough to count as one.
+pub fn admin_token_mode(admin_token: Option<&str>) -> Option<&str> {
+    admin_token.filter(|t| t.len() >= MIN_ADMIN_TOKEN_LEN)
+}
+
+/// What one management call presents.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Credentials<'a> {
+    pub authorization: Option<&'a str>,
+    pub acting_user: Option<&'a str>,
+}
+
+/// The whole authentication of a management call. A bearer credential
+/// shaped like a JWT goes to the OIDC mode when it is on (and is never
+/// compared with the admin token); anything else to the admin-token mode.
+/// With a JWT, `X-Acting-User` may only repeat the token's user. Whether
+/// the user was removed is checked by each operation, against storage.
+pub async fn sign_in(
+    credentials: Credentials<'_>,
+    admin_token: Option<&str>,
+    oidc: Result<Option<OidcConfig>, Error>,
+    kv: &dyn KeyValue,
+    http: &impl HttpGet,
+    now: i64,
+) -> Result<ActingUser, Error> {
+    let admin_token = admin_token_mode(admin_token);
+    let oidc_on = !matches!(oidc, Ok(None));
+    if admin_token.is_none() && !oidc_on {
+        return Err(Error::ManagementNotConfigured);
+    }
+    let presented = credentials
+        .authorization
+        .and_then(bearer_token)
+        .ok_or(Error::Unauthenticated)?;
+    if oidc_on && oidc::token::looks_like_jwt(presented) {
+        let config = oidc?.expect("the OIDC mode is on");
+        let user = oidc::authenticate(presented, &config, kv, http, now).await?;
+        return match credentials.acting_user {
+            Some(named) if !user.is(named) => Err(Error::ActingUserMismatch),
+            _ => Ok(user),
+        };
+    }
+    if admin_token.is_none() {
+        return Err(Error::InvalidToken(
+            "the bearer token is not a JWT from the identity provider (the admin token is off)"
+                .into(),
+        ));
+    }
+    authenticate(
+        credentials.authorization,
+        admin_token,
+        credentials.acting_user,
+    )
+}
+
+/// The admin-token mode: token first (an unauthenticated caller learns
+/// nothing about acting users), then the `X-Acting-User` header.
 pub fn authenticate(
     authorization: Option<&str>,
     admin_token: Option<&str>,

@@ -30,8 +30,17 @@ impl FieldError {
 /// internals stay in [`StoreError`] for logs.
 #[derive(Debug)]
 pub enum Error {
-    /// No or wrong admin token.
+    /// No credentials, or a wrong admin token.
     Unauthenticated,
+    /// A bearer JWT that failed a check; the detail says which.
+    InvalidToken(String),
+    /// A JWT names one user and `X-Acting-User` another.
+    ActingUserMismatch,
+    /// The issuer's keys cannot be had (and none are cached), or the OIDC
+    /// variables cannot work; the detail says which.
+    IdentityProviderUnavailable(String),
+    /// Neither `admin_token` nor `oidc_issuer` is set.
+    ManagementNotConfigured,
     /// `X-Acting-User` missing or not 1–200 printable characters.
     ActingUserRequired,
     UserRemoved,
@@ -66,6 +75,10 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Error::Unauthenticated => "unauthenticated",
+            Error::InvalidToken(_) => "invalid_token",
+            Error::ActingUserMismatch => "acting_user_mismatch",
+            Error::IdentityProviderUnavailable(_) => "identity_provider_unavailable",
+            Error::ManagementNotConfigured => "management_not_configured",
             Error::ActingUserRequired => "acting_user_required",
             Error::UserRemoved => "user_removed",
             Error::InvalidRequest(_) => "invalid_request",
@@ -93,6 +106,7 @@ impl Error {
     pub fn status(&self) -> u16 {
         match self {
             Error::Unauthenticated
+            | Error::InvalidToken(_)
             | Error::MissingKey
             | Error::MalformedKey(_)
             | Error::UnknownKey
@@ -101,14 +115,18 @@ impl Error {
             | Error::InvalidSignature
             | Error::TimestampOutOfTolerance => 401,
             Error::ActingUserRequired | Error::InvalidRequest(_) | Error::InvalidQuery(_) => 400,
-            Error::UserRemoved => 403,
+            Error::UserRemoved | Error::ActingUserMismatch => 403,
             Error::KeyNotFound | Error::NotFound => 404,
             Error::MethodNotAllowed { .. } => 405,
             Error::NameTaken => 409,
             Error::PayloadTooLarge => 413,
             Error::UnsupportedMediaType => 415,
             Error::ValidationFailed(_) => 422,
-            Error::WebhookNotConfigured | Error::Storage(_) | Error::RandomnessUnavailable => 503,
+            Error::WebhookNotConfigured
+            | Error::IdentityProviderUnavailable(_)
+            | Error::ManagementNotConfigured
+            | Error::Storage(_)
+            | Error::RandomnessUnavailable => 503,
         }
     }
 
@@ -128,7 +146,15 @@ impl Error {
     fn detail(&self) -> String {
         match self {
             Error::Unauthenticated => {
-                "a valid admin token is required: Authorization: Bearer <token>".into()
+                "sign in first: Authorization: Bearer <token from the identity provider, or the admin token>".into()
+            }
+            Error::InvalidToken(detail) => detail.clone(),
+            Error::ActingUserMismatch => {
+                "X-Acting-User names another user than the token; leave it out or name the same user".into()
+            }
+            Error::IdentityProviderUnavailable(detail) => detail.clone(),
+            Error::ManagementNotConfigured => {
+                "management is not configured: set oidc_issuer (sign-in) or admin_token (trusted portals)".into()
             }
             Error::ActingUserRequired => {
                 "X-Acting-User must name the user (1–200 printable characters)".into()
@@ -172,7 +198,7 @@ impl Error {
         match self {
             Error::Unauthenticated => headers.push(("www-authenticate", "Bearer".to_owned())),
             Error::MethodNotAllowed { allow } => headers.push(("allow", (*allow).to_owned())),
-            e if e.is_key_rejection() => {
+            e if e.is_key_rejection() || matches!(e, Error::InvalidToken(_)) => {
                 headers.push((
                     "www-authenticate",
                     r#"Bearer error="invalid_token""#.to_owned(),
@@ -291,6 +317,18 @@ mod tests {
     fn all() -> Vec<(Error, &'static str, u16)> {
         vec![
             (Error::Unauthenticated, "unauthenticated", 401),
+            (Error::InvalidToken("x".into()), "invalid_token", 401),
+            (Error::ActingUserMismatch, "acting_user_mismatch", 403),
+            (
+                Error::IdentityProviderUnavailable("x".into()),
+                "identity_provider_unavailable",
+                503,
+            ),
+            (
+                Error::ManagementNotConfigured,
+                "management_not_configured",
+                503,
+            ),
             (Error::ActingUserRequired, "acting_user_required", 400),
             (Error::UserRemoved, "user_removed", 403),
             (Error::InvalidRequest("x".into()), "invalid_request", 400),

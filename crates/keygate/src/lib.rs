@@ -76,6 +76,7 @@ pub mod auth;
 pub mod error;
 pub mod key;
 pub mod model;
+pub mod oidc;
 pub mod retry;
 pub mod schema;
 pub mod service;
@@ -91,7 +92,7 @@ pub mod testing;
 pub use error::{Error, FieldError, Problem};
 pub use key::{ApiKey, KeyHash, MalformedKey};
 pub use model::{
-    ActingUser, AuditAction, AuditEntry, AuditQuery, CreatedKey, KeyStatus, KeyView, ListQuery,
+    ActingUser, AuditAction, SignIn, AuditEntry, AuditQuery, CreatedKey, KeyStatus, KeyView, ListQuery,
     NewKey, Page, SortField, SortOrder, UserRemovedResponse, Verified, VerifyContext,
 };
 pub use service::KeyService;

@@ -207,13 +207,60 @@ pub struct NewKey {
     pub expires_at: Option<i64>,
 }
 
-/// The validated `X-Acting-User`.
+/// Who is acting on a management call, and how they signed in.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ActingUser(pub(crate) String);
+pub struct ActingUser {
+    id: String,
+    signed_in_with: SignIn,
+}
+
+/// How the acting user was identified: audit entries of management calls
+/// record it as `details.auth`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignIn {
+    /// A JWT from the organisation's identity provider.
+    Oidc,
+    /// The admin token plus `X-Acting-User` (a trusted portal).
+    AdminToken,
+}
+
+impl SignIn {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignIn::Oidc => "oidc",
+            SignIn::AdminToken => "admin_token",
+        }
+    }
+}
 
 impl ActingUser {
+    /// A user named by a trusted portal's `X-Acting-User` (already validated).
+    pub(crate) fn named_by_portal(id: &str) -> Self {
+        Self {
+            id: id.to_owned(),
+            signed_in_with: SignIn::AdminToken,
+        }
+    }
+
+    /// A user an identity provider's token names (already validated).
+    pub(crate) fn signed_in(id: &str) -> Self {
+        Self {
+            id: id.to_owned(),
+            signed_in_with: SignIn::Oidc,
+        }
+    }
+
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.id
+    }
+
+    pub fn signed_in_with(&self) -> SignIn {
+        self.signed_in_with
+    }
+
+    /// User ids match case-insensitively (ASCII), as everywhere in keygate.
+    pub fn is(&self, other: &str) -> bool {
+        self.id.eq_ignore_ascii_case(other.trim())
     }
 }
 

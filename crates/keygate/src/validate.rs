@@ -46,7 +46,7 @@ pub fn parse_acting_user(header: Option<&str>) -> Result<ActingUser, Error> {
     header
         .map(str::trim)
         .filter(|u| is_user_id(u))
-        .map(|u| ActingUser(u.to_owned()))
+        .map(ActingUser::named_by_portal)
         .ok_or(Error::ActingUserRequired)
 }
 
