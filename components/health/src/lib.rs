@@ -1,7 +1,9 @@
 //! `GET /api/health`: is keygate able to serve? Touches each dependency the
-//! real components rely on (key-value store, SQLite database, the admin-token
-//! variable) and reports each one, without revealing any value.
+//! real components rely on (key-value store, SQLite database, the sign-in
+//! variables) and reports each one, without revealing any value.
 
+use keygate::auth;
+use keygate::oidc::OidcConfig;
 use serde_json::json;
 use spin_sdk::http::{IncomingRequest, IntoResponse, Method, Response};
 use spin_sdk::http_component;
@@ -31,7 +33,7 @@ fn handle(req: IncomingRequest) -> Response {
     let checks = [
         ("key_value", check_key_value()),
         ("sqlite", check_sqlite()),
-        ("admin_token", check_admin_token()),
+        ("sign_in", check_sign_in()),
     ];
     let healthy = checks.iter().all(|(_, r)| r.is_ok());
     let body = json!({
@@ -76,10 +78,27 @@ fn check_sqlite() -> Result<(), String> {
     }
 }
 
-fn check_admin_token() -> Result<(), String> {
-    match variables::get("admin_token") {
-        Ok(token) if token.len() >= 16 => Ok(()),
-        Ok(_) => Err("admin_token is shorter than 16 characters".to_string()),
-        Err(e) => Err(format!("admin_token is not available: {e}")),
+/// At least one way to sign in, and none configured wrongly.
+fn check_sign_in() -> Result<(), String> {
+    let var = |name: &str| variables::get(name).ok().filter(|v| !v.is_empty());
+    let admin_token = var("admin_token");
+    if admin_token
+        .as_ref()
+        .is_some_and(|t| auth::admin_token_mode(Some(t)).is_none())
+    {
+        return Err("admin_token is shorter than 16 characters".to_string());
     }
+    let oidc = OidcConfig::from_variables(
+        var("oidc_issuer").as_deref(),
+        var("oidc_audience").as_deref(),
+        var("oidc_client_id").as_deref(),
+        var("oidc_user_claim").as_deref(),
+    )
+    .map_err(|e| e.to_problem().detail)?;
+    if admin_token.is_none() && oidc.is_none() {
+        return Err(
+            "neither oidc_issuer nor admin_token is set: management calls answer 503".to_string(),
+        );
+    }
+    Ok(())
 }

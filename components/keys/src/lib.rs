@@ -1,13 +1,17 @@
 //! Key management: `/api/keys`, `/api/keys/{id}`, `/api/audit`,
-//! `/api/openapi.json`, and `404 not_found` for every other path the app
-//! does not route elsewhere.
+//! `/api/auth-config`, `/api/openapi.json`, and `404 not_found` for every
+//! other path the app does not route elsewhere.
 //!
 //! Each handler reads top to bottom: authenticate, validate, act through
 //! [`KeyService`], respond.
 
+use keygate::oidc::{CONSOLE_SCOPES, OidcConfig};
 use keygate::validate::{check_json_body, parse_audit_query, parse_create_body, parse_list_query};
 use keygate::{ActingUser, Error, KeyService, auth, timestamp};
-use keygate_spin::{SpinKeyValue, SpinSql, header, json, problem, read_request, variable};
+use keygate_spin::{
+    SpinHttpGet, SpinKeyValue, SpinSql, header, json, problem, read_request, variable,
+};
+use serde_json::json;
 use spin_sdk::http::{IncomingRequest, Method, Request, Response};
 use spin_sdk::http_component;
 
@@ -17,25 +21,27 @@ const OPENAPI: &str = include_str!("../../../docs/openapi.json");
 #[http_component]
 async fn handle(req: IncomingRequest) -> Response {
     match read_request(req).await {
-        Ok(req) => route(&req),
+        Ok(req) => route(&req).await,
         Err(e) => problem(&e),
     }
 }
 
-fn route(req: &Request) -> Response {
+async fn route(req: &Request) -> Response {
     let path = req.path().to_owned();
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
     let result = match (segments.as_slice(), req.method()) {
-        (["api", "keys"], Method::Post) => create(req),
-        (["api", "keys"], Method::Get) => list(req),
+        (["api", "keys"], Method::Post) => create(req).await,
+        (["api", "keys"], Method::Get) => list(req).await,
         (["api", "keys"], _) => Err(Error::MethodNotAllowed { allow: "GET, POST" }),
-        (["api", "keys", id], Method::Get) => get(req, id),
-        (["api", "keys", id], Method::Delete) => delete(req, id),
+        (["api", "keys", id], Method::Get) => get(req, id).await,
+        (["api", "keys", id], Method::Delete) => delete(req, id).await,
         (["api", "keys", _], _) => Err(Error::MethodNotAllowed {
             allow: "GET, DELETE",
         }),
-        (["api", "audit"], Method::Get) => audit(req),
+        (["api", "audit"], Method::Get) => audit(req).await,
         (["api", "audit"], _) => Err(Error::MethodNotAllowed { allow: "GET" }),
+        (["api", "auth-config"], Method::Get) => Ok(auth_config()),
+        (["api", "auth-config"], _) => Err(Error::MethodNotAllowed { allow: "GET" }),
         (["api", "openapi.json"], Method::Get) => Ok(openapi()),
         (["api", "openapi.json"], _) => Err(Error::MethodNotAllowed { allow: "GET" }),
         _ => Err(Error::NotFound),
@@ -43,14 +49,50 @@ fn route(req: &Request) -> Response {
     result.unwrap_or_else(|e| problem(&e))
 }
 
-/// The admin token, then `X-Acting-User` (removed users are refused by the
-/// service, which can see storage).
-fn authenticate(req: &Request) -> Result<ActingUser, Error> {
-    auth::authenticate(
-        header(req, "authorization"),
-        variable("admin_token").as_deref(),
-        header(req, "x-acting-user"),
+/// The OIDC variables, checked (an error: they cannot work as set).
+fn oidc_config() -> Result<Option<OidcConfig>, Error> {
+    OidcConfig::from_variables(
+        variable("oidc_issuer").as_deref(),
+        variable("oidc_audience").as_deref(),
+        variable("oidc_client_id").as_deref(),
+        variable("oidc_user_claim").as_deref(),
     )
+}
+
+/// Who is acting: the identity provider's JWT, or the admin token plus
+/// `X-Acting-User` (removed users are refused by the service, which can see
+/// storage).
+async fn authenticate(req: &Request) -> Result<ActingUser, Error> {
+    let credentials = auth::Credentials {
+        authorization: header(req, "authorization"),
+        acting_user: header(req, "x-acting-user"),
+    };
+    auth::sign_in(
+        credentials,
+        variable("admin_token").as_deref(),
+        oidc_config(),
+        // Opened only for a JWT: the issuer's keys are cached there.
+        &SpinKeyValue::lazy_default(),
+        &SpinHttpGet,
+        timestamp::now(),
+    )
+    .await
+}
+
+/// `GET /api/auth-config`: what the console offers. No authentication, and
+/// nothing secret: the issuer and the public client id are public.
+fn auth_config() -> Response {
+    let admin_token = auth::admin_token_mode(variable("admin_token").as_deref()).is_some();
+    let oidc = match oidc_config() {
+        Ok(Some(c)) => json!({
+            "issuer": c.issuer,
+            "client_id": c.client_id,
+            "scopes": CONSOLE_SCOPES,
+            "token": c.console_token(),
+        }),
+        _ => serde_json::Value::Null,
+    };
+    json(200, &json!({"oidc": oidc, "admin_token": admin_token}))
 }
 
 /// Opens the two stores and hands the service to `act`.
@@ -60,8 +102,8 @@ fn with_service<T>(act: impl FnOnce(KeyService<'_>) -> Result<T, Error>) -> Resu
     act(KeyService::new(&kv, &sql))
 }
 
-fn create(req: &Request) -> Result<Response, Error> {
-    let user = authenticate(req)?;
+async fn create(req: &Request) -> Result<Response, Error> {
+    let user = authenticate(req).await?;
     check_json_body(header(req, "content-type"), req.body().len())?;
     let now = timestamp::now();
     let new = parse_create_body(req.body(), now)?;
@@ -72,27 +114,27 @@ fn create(req: &Request) -> Result<Response, Error> {
     Ok(response)
 }
 
-fn list(req: &Request) -> Result<Response, Error> {
-    let user = authenticate(req)?;
+async fn list(req: &Request) -> Result<Response, Error> {
+    let user = authenticate(req).await?;
     let query = parse_list_query(req.query())?;
     let page = with_service(|keys| keys.list_keys(&user, &query, timestamp::now()))?;
     Ok(json(200, &page))
 }
 
-fn get(req: &Request, id: &str) -> Result<Response, Error> {
-    let user = authenticate(req)?;
+async fn get(req: &Request, id: &str) -> Result<Response, Error> {
+    let user = authenticate(req).await?;
     let key = with_service(|keys| keys.get_key(&user, id, timestamp::now()))?;
     Ok(json(200, &key))
 }
 
-fn delete(req: &Request, id: &str) -> Result<Response, Error> {
-    let user = authenticate(req)?;
+async fn delete(req: &Request, id: &str) -> Result<Response, Error> {
+    let user = authenticate(req).await?;
     with_service(|keys| keys.delete_key(&user, id, timestamp::now()))?;
     Ok(Response::new(204, ()))
 }
 
-fn audit(req: &Request) -> Result<Response, Error> {
-    let user = authenticate(req)?;
+async fn audit(req: &Request) -> Result<Response, Error> {
+    let user = authenticate(req).await?;
     let query = parse_audit_query(req.query())?;
     let page = with_service(|keys| keys.list_audit(&user, &query))?;
     Ok(json(200, &page))

@@ -3,6 +3,10 @@
 //! connection, and its errors and results onto HTTP responses, so each
 //! component is parsing, one domain call and a response.
 
+mod outbound;
+
+pub use outbound::SpinHttpGet;
+
 use futures::StreamExt;
 use keygate::Error;
 use keygate::store::{KeyValue, Rows, Sql, SqlValue, StoreError};
@@ -10,32 +14,48 @@ use keygate::validate::MAX_BODY_BYTES;
 use spin_sdk::http::{IncomingRequest, Method, Request, Response};
 use spin_sdk::{key_value, sqlite3, variables};
 
-/// The `default` key-value store: the verify index.
-pub struct SpinKeyValue(key_value::Store);
+/// The `default` key-value store: the verify index (and the OIDC key-set
+/// cache). Opened at once, or on first use ([`SpinKeyValue::lazy_default`]).
+pub struct SpinKeyValue(std::cell::OnceCell<key_value::Store>);
 
 impl SpinKeyValue {
     pub fn open_default() -> Result<Self, Error> {
-        key_value::Store::open_default()
-            .map(Self)
-            .map_err(|e| Error::Storage(StoreError::new(format!("key-value open: {e}"))))
+        let kv = Self::lazy_default();
+        kv.store().map_err(Error::Storage)?;
+        Ok(kv)
+    }
+
+    /// Opens the store only when a call needs it: a management call that
+    /// fails authentication without touching it never opens it.
+    pub fn lazy_default() -> Self {
+        Self(std::cell::OnceCell::new())
+    }
+
+    fn store(&self) -> Result<&key_value::Store, StoreError> {
+        if let Some(store) = self.0.get() {
+            return Ok(store);
+        }
+        let store = key_value::Store::open_default()
+            .map_err(|e| StoreError::new(format!("key-value open: {e}")))?;
+        Ok(self.0.get_or_init(|| store))
     }
 }
 
 impl KeyValue for SpinKeyValue {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.0
+        self.store()?
             .get(key)
             .map_err(|e| StoreError::new(format!("key-value get: {e}")))
     }
 
     fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        self.0
+        self.store()?
             .set(key, value)
             .map_err(|e| StoreError::new(format!("key-value set: {e}")))
     }
 
     fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.0
+        self.store()?
             .delete(key)
             .map_err(|e| StoreError::new(format!("key-value delete: {e}")))
     }
