@@ -16,6 +16,7 @@ pub use serde_json::{Value as Json, json};
 
 /// keygate's HTTP contract from the caller's side (the `App` fixture and client helpers).
 pub mod api;
+pub mod idp;
 /// Real Redis and libSQL servers for the scale-out tests.
 pub mod servers;
 
