@@ -65,6 +65,26 @@ test('sign in: a wrong token is refused at the field, the right one opens the em
   await page.context().close();
 });
 
+test('while the overview loads, its panel says "Loading API keys…" and nothing else', async () => {
+  const page = await newPage(browser);
+  await signIn(page, keygate.url);
+  // Hold the list's answer until the loading panel has been read.
+  let release;
+  const held = new Promise((ok) => { release = ok; });
+  await page.route((url) => url.pathname === '/api/keys', async (route) => {
+    await held;
+    await route.continue();
+  });
+  await page.reload();
+  const panel = page.locator('#keys-state');
+  await panel.getByText('Loading API keys…').waitFor();
+  assert.equal(await panel.textContent(), 'Loading API keys…');
+  release();
+  await page.getByText('No API keys yet').waitFor();
+  assertNoProblems(page);
+  await page.context().close();
+});
+
 test('create a key: the secret is shown once with a Copy button, then the key is in the list', async () => {
   const page = await newPage(browser, { permissions: ['clipboard-read', 'clipboard-write'] });
   await signIn(page, keygate.url);

@@ -121,14 +121,15 @@ export class Pager {
  * `kind` is 'loading', 'empty' or 'error'; actions are `{label, onClick, primary}`.
  */
 export function showState(panel, { kind, title, text, actions = [] }) {
-  panel.replaceChildren(
+  // replaceChildren would write a null as the text "null": leave those out.
+  panel.replaceChildren(...[
     h('p', { class: 'state-title' }, title),
     text ? h('p', { class: 'state-text' }, text) : null,
     actions.length
       ? h('div', { class: 'state-actions' }, actions.map(({ label, onClick, primary }) =>
           h('button', { type: 'button', class: primary ? 'button primary' : 'button', onclick: onClick }, label)))
       : null,
-  );
+  ].filter(Boolean));
   panel.dataset.kind = kind;
   panel.setAttribute('role', kind === 'error' ? 'alert' : 'status');
   panel.hidden = false;
