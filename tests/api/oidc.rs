@@ -425,7 +425,7 @@ fn an_issuer_the_manifest_does_not_allow_reaching_is_503_saying_so() {
 }
 
 #[test]
-fn neither_mode_configured_is_503_management_not_configured_and_health_says_why() {
+fn neither_mode_configured_is_503_management_not_configured() {
     let app = App::start_with(|mut config| {
         config
             .env

@@ -234,6 +234,11 @@ fn every_documented_answer_can_be_seen_and_nothing_else_is() {
             "/api/openapi.json".to_owned(),
             app.call("GET", "/api/openapi.json").send(),
         ),
+        (
+            "GET",
+            "/api/auth-config".to_owned(),
+            app.call("GET", "/api/auth-config").send(),
+        ),
     ];
     // DELETE /api/keys/{id}, last: it removes the key.
     tour.push((

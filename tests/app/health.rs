@@ -11,7 +11,7 @@ fn healthy_app_reports_each_dependency() {
     assert_eq!(reply.header("content-type"), Some("application/json"));
     let body = reply.json();
     assert_eq!(body["status"], "ok");
-    for check in ["key_value", "sqlite", "admin_token"] {
+    for check in ["key_value", "sqlite", "sign_in"] {
         assert_eq!(body["checks"][check]["status"], "ok", "{check}: {body}");
     }
     assert!(!reply.text().contains("an-admin-token-long-enough"));
@@ -25,7 +25,13 @@ fn weak_admin_token_is_reported_without_revealing_it() {
     assert_eq!(reply.status, 503);
     let body = reply.json();
     assert_eq!(body["status"], "degraded");
-    assert_eq!(body["checks"]["admin_token"]["status"], "failing");
+    assert_eq!(body["checks"]["sign_in"]["status"], "failing");
+    assert!(
+        body["checks"]["sign_in"]["problem"]
+            .as_str()
+            .unwrap()
+            .contains("admin_token is shorter")
+    );
     assert_eq!(body["checks"]["sqlite"]["status"], "ok");
     assert!(!reply.text().contains("\"short\""));
 }
@@ -44,15 +50,22 @@ fn other_methods_are_405_problem_json() {
     assert_eq!(reply.json()["code"], "method_not_allowed");
 }
 
+/// `admin_token` is optional since OIDC sign-in: with neither way to sign
+/// in the app still serves verify, and health says what is missing.
 #[test]
-fn app_refuses_to_start_without_admin_token() {
+fn an_app_with_no_way_to_sign_in_starts_and_health_says_so() {
     let state = tempfile::tempdir().unwrap();
     let mut config = RunnerConfig::app(&state, "x");
     config.env.clear();
-    let (status, stderr) = config.fail_to_start();
-    assert!(!status.success());
+    let runner = config.start();
+    let reply = runner.get("/api/health");
+    assert_eq!(reply.status, 503);
+    let body = reply.json();
+    assert_eq!(body["checks"]["sign_in"]["status"], "failing");
+    let problem = body["checks"]["sign_in"]["problem"].as_str().unwrap();
     assert!(
-        stderr.contains("admin_token") && stderr.contains("SPIN_VARIABLE_ADMIN_TOKEN"),
-        "{stderr}"
+        problem.contains("neither oidc_issuer nor admin_token"),
+        "{problem}"
     );
+    assert_eq!(body["checks"]["sqlite"]["status"], "ok");
 }
