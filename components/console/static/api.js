@@ -1,25 +1,53 @@
 // The management API (design api.md) as the console uses it: the session kept
-// in sessionStorage, the two headers every call carries, problem+json errors.
+// in sessionStorage (this tab only, never localStorage), the headers every
+// call carries, problem+json errors.
 
 const TOKEN = 'keygate.admin_token';
 const USER = 'keygate.user';
+const OIDC = 'keygate.oidc';
 
-/** The signed-in session of this tab, or null. */
+/**
+ * The signed-in session of this tab, or null. Either the admin-token mode,
+ * `{ token, user }`, sent with `X-Acting-User`; or a person signed in at the
+ * identity provider, `{ oidc: true, token, user, name, exp, idToken, clientId,
+ * logout }`: `token` is what auth-config says to send, `exp` (seconds) when it
+ * expires; `idToken`, `clientId` and `logout` (the end_session_endpoint) are
+ * for signing out there too.
+ */
 export function getSession() {
+  const oidc = sessionStorage.getItem(OIDC);
+  if (oidc) {
+    try {
+      const session = JSON.parse(oidc);
+      if (session && typeof session.token === 'string') return session;
+    } catch {
+      // Not ours to guess at: forget it and sign in again.
+    }
+    sessionStorage.removeItem(OIDC);
+  }
   const token = sessionStorage.getItem(TOKEN);
   const user = sessionStorage.getItem(USER);
   return token && user ? { token, user } : null;
 }
 
-export function saveSession({ token, user }) {
-  sessionStorage.setItem(TOKEN, token);
-  sessionStorage.setItem(USER, user);
+export function saveSession(session) {
+  clearSession();
+  if (session.oidc) {
+    sessionStorage.setItem(OIDC, JSON.stringify(session));
+    return;
+  }
+  sessionStorage.setItem(TOKEN, session.token);
+  sessionStorage.setItem(USER, session.user);
 }
 
 export function clearSession() {
   sessionStorage.removeItem(TOKEN);
   sessionStorage.removeItem(USER);
+  sessionStorage.removeItem(OIDC);
 }
+
+/** A session from the identity provider whose token's `exp` has passed. */
+export const expired = (session, now = Date.now()) => Boolean(session?.exp) && session.exp * 1000 <= now;
 
 /** An answer other than 2xx; `problem` is the RFC 9457 body (or a stand-in). */
 export class ApiError extends Error {
@@ -54,11 +82,19 @@ export async function request(method, path, { body, signal, session = getSession
     onSessionEnd(error);
     throw error;
   }
+  // A token past its `exp` would only be refused: end the session here (a
+  // tab that slept may call before the expiry timer has run).
+  if (expired(session)) {
+    const error = new ApiError(401, { code: 'invalid_token', detail: 'The session has expired.' });
+    if (!signIn) onSessionEnd(error);
+    throw error;
+  }
   const headers = {
     accept: 'application/json, application/problem+json',
     authorization: `Bearer ${session.token}`,
-    'x-acting-user': session.user,
   };
+  // With the identity provider's token the server reads the user from it.
+  if (!session.oidc) headers['x-acting-user'] = session.user;
   if (body !== undefined) headers['content-type'] = 'application/json';
   let response;
   try {
@@ -94,6 +130,30 @@ export async function request(method, path, { body, signal, session = getSession
     throw error;
   }
   return data;
+}
+
+/**
+ * `GET /api/auth-config`: how this deployment lets people sign in,
+ * `{ oidc: { issuer, client_id, scopes, token } | null, admin_token }`.
+ */
+export async function authConfig() {
+  let response;
+  try {
+    response = await fetch('/api/auth-config', {
+      headers: { accept: 'application/json, application/problem+json' },
+      cache: 'no-store',
+      credentials: 'omit',
+    });
+  } catch {
+    throw new ApiError(0, { detail: 'keygate could not be reached. Check the connection and try again.' });
+  }
+  const data = await response.json().catch(() => null);
+  if (!response.ok || !data || typeof data !== 'object') {
+    throw new ApiError(response.status, data && typeof data === 'object' ? data : {
+      detail: `keygate answered ${response.status} ${response.statusText}.`,
+    });
+  }
+  return { oidc: data.oidc ?? null, admin_token: data.admin_token === true };
 }
 
 /** `?a=1&b=2` from an object, leaving out empty values. */

@@ -28,6 +28,10 @@ const FIELD_LABELS = { name: 'Token name', description: 'Description', expires_a
 
 const REASONS = { owner_removed: 'Owner removed' };
 
+/** A Create dialog's input kept across a session that ended (sessionStorage). */
+const DRAFT = 'keygate.create_draft';
+const DRAFT_FIELDS = ['name', 'description', 'expires_at'];
+
 let view;
 let dom;
 
@@ -40,6 +44,7 @@ export function mount() {
     createDialog: document.getElementById('create-dialog'),
     createForm: document.getElementById('create-form'),
     createResult: document.getElementById('create-result'),
+    restored: document.getElementById('create-restored'),
     secret: document.getElementById('secret-value'),
     secretLabel: document.getElementById('secret-label'),
     copy: document.getElementById('secret-copy'),
@@ -282,12 +287,45 @@ function openCreate() {
   const { createDialog: dialog, createForm: form, createResult: result } = dom;
   form.reset();
   clearFieldErrors(form);
+  dom.restored.hidden = true;
   form.hidden = false;
   result.hidden = true;
   dialog.setAttribute('aria-labelledby', 'create-title');
   form.querySelector('[type=submit]').disabled = false;
   dialog.showModal();
   form.elements.namedItem('name').focus();
+}
+
+/**
+ * When the session ends while the Create dialog is being filled in, keeps
+ * what it holds for `owner` (in this tab's sessionStorage), so that nothing
+ * typed is lost: the dialog opens with it again once the same person has
+ * signed in. True when something was kept.
+ */
+export function keepDraft(owner) {
+  const { createDialog: dialog, createForm: form } = dom;
+  if (!dialog.open || form.hidden) return false;
+  const fields = Object.fromEntries(DRAFT_FIELDS.map((name) => [name, form.elements.namedItem(name).value]));
+  if (!Object.values(fields).some((value) => value.trim())) return false;
+  sessionStorage.setItem(DRAFT, JSON.stringify({ owner, fields }));
+  return true;
+}
+
+/** Opens the Create dialog with a kept draft when `owner` kept it; any other's is dropped. */
+export function restoreDraft(owner) {
+  const text = sessionStorage.getItem(DRAFT);
+  if (text === null) return;
+  sessionStorage.removeItem(DRAFT);
+  let draft = null;
+  try {
+    draft = JSON.parse(text);
+  } catch {
+    return;
+  }
+  if (draft?.owner !== owner || !draft.fields) return;
+  openCreate();
+  for (const name of DRAFT_FIELDS) dom.createForm.elements.namedItem(name).value = String(draft.fields[name] ?? '');
+  dom.restored.hidden = false;
 }
 
 async function submitCreate() {
