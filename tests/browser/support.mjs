@@ -1,14 +1,17 @@
 // Browser-test support: the real keygate-host serving the real spin.toml with
 // the built .wasm files, the management API from Node (to set up data), the
-// signed user-removed webhook, and Debian's Chromium driven by playwright-core.
+// signed user-removed webhook, a real OpenID Provider (oidc-provider) for
+// signing in, and Debian's Chromium driven by playwright-core.
 
 import { spawn } from 'node:child_process';
-import { createHmac, randomUUID } from 'node:crypto';
+import { createHmac, generateKeyPairSync, randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import Provider from 'oidc-provider';
 import { chromium } from 'playwright-core';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -20,20 +23,32 @@ const HOST = join(ROOT, 'target/release/keygate-host');
 const COMPONENTS = ['console', 'keys', 'verify', 'health', 'user_webhook'];
 const START_TIMEOUT_MS = 60_000;
 
-/** Starts keygate-host on a free port with a fresh state dir. */
-export async function startKeygate() {
+/**
+ * Starts keygate-host on a free port with a fresh state dir. `adminToken: ''`
+ * turns the admin-token mode off; `oidcIssuer` turns signing in with that
+ * OpenID Provider on, with the console as its client.
+ */
+export async function startKeygate({ adminToken = ADMIN_TOKEN, oidcIssuer = null } = {}) {
   for (const file of [HOST, ...COMPONENTS.map((c) => join(ROOT, `target/wasm32-wasip2/release/${c}.wasm`))]) {
     if (!existsSync(file)) throw new Error(`${file} is missing: run ./dev test (it builds the runner and the components)`);
   }
   const state = mkdtempSync(join(tmpdir(), 'keygate-browser-'));
+  const oidc = oidcIssuer
+    ? [
+        '--variable', `oidc_issuer=${oidcIssuer}`,
+        '--variable', `oidc_origin=${new URL(oidcIssuer).origin}`,
+        '--variable', `oidc_client_id=${CLIENT_ID}`,
+      ]
+    : [];
   const child = spawn(HOST, [
     'up',
     '--manifest', join(ROOT, 'spin.toml'),
     '--listen', '127.0.0.1:0',
     '--state-dir', join(state, 'state'),
     '--cache-dir', join(ROOT, 'target/keygate-test-cache'),
-    '--variable', `admin_token=${ADMIN_TOKEN}`,
+    '--variable', `admin_token=${adminToken}`,
     '--variable', `webhook_secret=${WEBHOOK_SECRET}`,
+    ...oidc,
   ], { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH } });
   let stderr = '';
   child.stderr.on('data', (chunk) => { stderr += chunk; });
@@ -60,6 +75,106 @@ export async function startKeygate() {
       rmSync(state, { recursive: true, force: true });
     },
   };
+}
+
+export const CLIENT_ID = 'keygate-console';
+
+/** The people the test identity provider knows, by the login typed on its page. */
+export const ALICE = { login: 'alice@example.com', email: 'alice@example.com', name: 'Alice Example' };
+const ACCOUNTS = new Map([ALICE].map((account) => [account.login, account]));
+
+/**
+ * A real OpenID Provider, oidc-provider, on 127.0.0.1 with its own
+ * development login and consent pages (any password), RS256 ID tokens
+ * carrying email, email_verified and name, PKCE required. keygate needs the
+ * issuer before it starts and the provider's one client, the console, needs
+ * keygate's origin: so this listens first, and `serve(origin)` creates the
+ * provider once keygate is up. `idTokenTtl` (seconds) is the ID tokens' life.
+ */
+export async function startIdentityProvider({ idTokenTtl = 3600 } = {}) {
+  let handler = (req, res) => {
+    res.statusCode = 503;
+    res.end('the provider is not serving yet');
+  };
+  const server = createServer((req, res) => handler(req, res));
+  await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
+  const issuer = `http://127.0.0.1:${server.address().port}`;
+  const signingKey = {
+    ...generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' }),
+    kid: `test-${randomUUID()}`,
+    alg: 'RS256',
+    use: 'sig',
+  };
+  return {
+    issuer,
+    serve(origin) {
+      const provider = new Provider(issuer, {
+        clients: [{
+          client_id: CLIENT_ID,
+          application_type: 'web',
+          token_endpoint_auth_method: 'none',
+          grant_types: ['authorization_code'],
+          response_types: ['code'],
+          redirect_uris: [`${origin}/`],
+          post_logout_redirect_uris: [`${origin}/`],
+        }],
+        jwks: { keys: [signingKey] },
+        findAccount(ctx, id) {
+          const account = ACCOUNTS.get(id);
+          if (!account) return undefined;
+          return {
+            accountId: id,
+            claims: () => ({ sub: id, email: account.email, email_verified: true, name: account.name }),
+          };
+        },
+        claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
+        // The claims of the requested scopes go into the ID token itself.
+        conformIdTokenClaims: false,
+        pkce: { required: () => true },
+        // The console calls the token endpoint from the browser.
+        clientBasedCORS: (ctx, requestOrigin) => requestOrigin === origin,
+        features: { devInteractions: { enabled: true }, rpInitiatedLogout: { enabled: true } },
+        // Plain http on 127.0.0.1: cookies without SameSite=None, which needs https.
+        cookies: {
+          keys: ['keygate browser tests: cookie signing key'],
+          long: { signed: true, sameSite: 'lax' },
+          short: { signed: true, sameSite: 'lax' },
+        },
+        ttl: {
+          IdToken: idTokenTtl,
+          AccessToken: 3600,
+          AuthorizationCode: 60,
+          Grant: 3600,
+          Interaction: 600,
+          Session: 3600,
+        },
+      });
+      handler = provider.callback();
+      return provider;
+    },
+    async stop() {
+      server.closeAllConnections();
+      await new Promise((ok) => server.close(ok));
+    },
+  };
+}
+
+/**
+ * Goes through the provider's own pages as a person would: types the login
+ * (and a password, which the development pages do not check), allows the
+ * console its scopes on the consent page, and waits for the console.
+ */
+export async function signInAtProvider(page, { login = ALICE.login } = {}) {
+  await passProviderPages(page, { login });
+  await page.getByRole('button', { name: 'Sign out' }).waitFor();
+}
+
+/** The provider's login and consent pages, in a browser context it has not seen before. */
+export async function passProviderPages(page, { login = ALICE.login } = {}) {
+  await page.getByPlaceholder('Enter any login').fill(login);
+  await page.getByPlaceholder('and password').fill('any password');
+  await page.getByRole('button', { name: 'Sign-in' }).click();
+  await page.getByRole('button', { name: 'Continue' }).click();
 }
 
 /** The management API, as the console's operator (or `user`). */
@@ -165,6 +280,17 @@ export async function newPage(browser, { width = 1280, height = 900, permissions
   });
   const page = await context.newPage();
   page.problems = [];
+  // No test may need the internet. The provider's development pages @import a
+  // web font: that gets an empty style sheet; anything else leaving
+  // 127.0.0.1 is refused and fails the test.
+  await context.route((url) => url.hostname !== '127.0.0.1', (route) => {
+    const url = route.request().url();
+    if (new URL(url).hostname === 'fonts.googleapis.com') {
+      return route.fulfill({ status: 200, contentType: 'text/css', body: '' });
+    }
+    page.problems.push(`request to the internet: ${url}`);
+    return route.abort('blockedbyclient');
+  });
   page.on('console', (message) => {
     if (message.type() === 'error') page.problems.push(`console: ${message.text()}`);
   });
@@ -175,12 +301,12 @@ export async function newPage(browser, { width = 1280, height = 900, permissions
   return page;
 }
 
-/** Signs in through the sign-in screen and waits for the overview. */
+/** Signs in through the sign-in screen's admin-token form and waits for the overview. */
 export async function signIn(page, base, { user = OPERATOR, path = '/' } = {}) {
   await page.goto(base + path);
   await page.getByLabel('Admin token').fill(ADMIN_TOKEN);
   await page.getByLabel('Your user id').fill(user);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
   await page.getByRole('button', { name: 'Sign out' }).waitFor();
 }
 
