@@ -124,10 +124,13 @@ impl TestIdp {
         self.state.discovery_requests.load(Ordering::SeqCst)
     }
 
-    /// Claims of a good token for `user` (as `email`), valid for an hour.
+    /// Claims of a good token for `user` (as `email`), valid for an hour;
+    /// each with its own `jti`, so no two tokens are the same.
     pub fn claims(&self, user: &str) -> Json {
+        static ISSUED: AtomicU32 = AtomicU32::new(0);
         let now = unix_now();
         json!({
+            "jti": format!("test-{}", ISSUED.fetch_add(1, Ordering::SeqCst)),
             "iss": self.issuer,
             "aud": CLIENT_ID,
             "sub": format!("sub-{user}"),

@@ -5,6 +5,7 @@
 
 pub mod jwks;
 pub mod token;
+pub mod verified;
 
 use std::future::Future;
 
@@ -104,7 +105,9 @@ pub trait HttpGet {
     fn get(&self, url: &str) -> impl Future<Output = Result<Vec<u8>, String>>;
 }
 
-/// Checks a JWT and returns the acting user it names.
+/// Checks a JWT and returns the acting user it names. A token that passed
+/// every check in the last ten minutes is recognised by its hash instead
+/// ([`verified`]).
 pub async fn authenticate(
     token: &str,
     config: &OidcConfig,
@@ -113,6 +116,9 @@ pub async fn authenticate(
     now: i64,
 ) -> Result<ActingUser, Error> {
     let header = token::read_header(token)?;
+    if let Some(user) = verified::recall(kv, config, token, now) {
+        return Ok(ActingUser::signed_in(user.trim()));
+    }
     let key = jwks::key_for(kv, http, config, header.kid.as_deref(), header.alg, now)
         .await?
         .ok_or_else(|| {
@@ -123,6 +129,11 @@ pub async fn authenticate(
         .get(&config.user_claim)
         .and_then(|v| v.as_str())
         .expect("check_claims saw a string user claim");
+    let exp = claims
+        .get("exp")
+        .and_then(|v| v.as_f64())
+        .expect("check_claims saw exp") as i64;
+    verified::remember(kv, config, token, user, exp, now);
     Ok(ActingUser::signed_in(user.trim()))
 }
 

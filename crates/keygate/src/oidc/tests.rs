@@ -326,9 +326,13 @@ fn a_key_rotated_in_at_the_provider_is_fetched_once_and_made_up_kids_cost_one_fe
     let user = check(&sign("rsa-b", &claims()), &idp, &kv, NOW + 1).unwrap();
     assert_eq!(user.as_str(), "Floris@Example.com");
     assert_eq!(idp.requests.get(), 4, "one refetch for the new kid");
-    // The retired key is gone from the cache with the set it came in.
+    // The retired key is gone from the cache with the set it came in: a new
+    // token signed with it is refused (the one checked before rotation is
+    // still recognised by its hash, for at most ten minutes: `verified`).
+    let mut after = claims();
+    after["jti"] = json!("signed-after-rotation");
     refused_because(
-        check(&sign("rsa-a", &claims()), &idp, &kv, NOW + 2),
+        check(&sign("rsa-a", &after), &idp, &kv, NOW + 2),
         "names no key",
     );
     assert_eq!(idp.requests.get(), 4, "no second refetch within the minute");
@@ -486,4 +490,73 @@ fn issuer_urls_must_be_https_except_on_loopback() {
         OidcConfig::from_variables(Some(ISSUER), None, None, None).is_err(),
         "no audience at all"
     );
+}
+
+/// A provider whose every request fails the test: the call must be served
+/// from what the key-value store remembers.
+struct Unreachable;
+
+impl HttpGet for Unreachable {
+    fn get(&self, url: &str) -> impl Future<Output = Result<Vec<u8>, String>> {
+        panic!("no request expected, got {url}");
+        #[allow(unreachable_code)]
+        std::future::ready(Err(String::new()))
+    }
+}
+
+#[test]
+fn a_token_verified_once_is_recognised_by_its_hash_for_ten_minutes_and_never_past_its_expiry() {
+    let idp = FakeProvider::with(&["rsa-a"]);
+    let kv = MemoryKeyValue::new();
+    let mut c = claims();
+    c["exp"] = json!(NOW + 300);
+    let token = sign("rsa-a", &c);
+    check(&token, &idp, &kv, NOW).unwrap();
+    // The key set is gone from the store: only the remembered hash can sign this in.
+    kv.delete(&jwks::cache_key(ISSUER)).unwrap();
+    let again = run(authenticate(&token, &config(), &kv, &Unreachable, NOW + 10)).unwrap();
+    assert_eq!(again.as_str(), "Floris@Example.com");
+    let stored =
+        String::from_utf8(kv.get("oidc:verified:floris@example.com").unwrap().unwrap()).unwrap();
+    assert!(
+        !stored.contains(&token) && !stored.contains(token.split('.').nth(2).unwrap()),
+        "only a hash is kept"
+    );
+    // Past `exp` (and the leeway) the remembered token is checked in full, and refused.
+    refused_because(check(&token, &idp, &kv, NOW + 300 + 60), "expired");
+
+    // Ten minutes after its check a remembered token is checked in full again.
+    let (idp, kv) = (FakeProvider::with(&["rsa-a"]), MemoryKeyValue::new());
+    let mut c = claims();
+    c["exp"] = json!(NOW + 7200);
+    let long = sign("rsa-a", &c);
+    check(&long, &idp, &kv, NOW).unwrap();
+    let before = idp.requests.get();
+    check(&long, &idp, &kv, NOW + FRESH_SECONDS).unwrap();
+    assert!(
+        idp.requests.get() > before,
+        "checked in full (the key set was refetched)"
+    );
+}
+
+#[test]
+fn a_token_that_only_claims_to_be_a_remembered_users_is_checked_in_full() {
+    let idp = FakeProvider::with(&["rsa-a", "rsa-b"]);
+    let kv = MemoryKeyValue::new();
+    check(&sign("rsa-a", &claims()), &idp, &kv, NOW).unwrap();
+    // Same user claim, other content: a different hash, so the signature decides.
+    let mut c = claims();
+    c["email_verified"] = json!(false);
+    refused_because(check(&sign("rsa-a", &c), &idp, &kv, NOW), "not verified");
+    let forged = forge(
+        &json!({"alg": "RS256", "kid": "rsa-a"}),
+        &claims(),
+        b"not a signature",
+    );
+    refused_because(check(&forged, &idp, &kv, NOW), "signature does not verify");
+    // Another deployment (audience) does not share what this one remembers.
+    let other = OidcConfig::from_variables(Some(ISSUER), Some("other-app"), Some(CLIENT), None)
+        .unwrap()
+        .unwrap();
+    assert!(verified::recall(&kv, &other, &sign("rsa-a", &claims()), NOW).is_none());
 }
