@@ -92,8 +92,8 @@ pub mod testing;
 pub use error::{Error, FieldError, Problem};
 pub use key::{ApiKey, KeyHash, MalformedKey};
 pub use model::{
-    ActingUser, AuditAction, SignIn, AuditEntry, AuditQuery, CreatedKey, KeyStatus, KeyView, ListQuery,
-    NewKey, Page, SortField, SortOrder, UserRemovedResponse, Verified, VerifyContext,
+    ActingUser, AuditAction, AuditEntry, AuditQuery, CreatedKey, KeyStatus, KeyView, ListQuery,
+    NewKey, Page, SignIn, SortField, SortOrder, UserRemovedResponse, Verified, VerifyContext,
 };
 pub use service::KeyService;
 pub use store::{KeyValue, Rows, Sql, SqlValue, StoreError};
