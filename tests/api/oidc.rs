@@ -298,7 +298,7 @@ fn every_token_that_fails_a_check_is_401_invalid_token_naming_the_check_and_chan
                 "{case}: the token is echoed"
             );
             assert_eq!(
-                reply.header("www-authenticate").as_deref(),
+                reply.header("www-authenticate"),
                 Some(r#"Bearer error="invalid_token""#),
                 "{case}"
             );

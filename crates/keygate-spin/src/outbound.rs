@@ -41,7 +41,7 @@ fn get(url: &str) -> Result<Vec<u8>, String> {
     };
     let headers = Fields::new();
     headers
-        .append(&"accept".to_owned(), &b"application/json".to_vec())
+        .append("accept", b"application/json".as_ref())
         .map_err(|e| format!("{url}: {e:?}"))?;
     let request = OutgoingRequest::new(headers);
     let set = request

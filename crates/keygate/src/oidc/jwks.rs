@@ -126,10 +126,8 @@ pub async fn key_for(
         }
         stale => {
             let usable = stale.filter(|c| now - c.fetched_at < STALE_LIMIT_SECONDS);
-            if let Some(c) = &usable {
-                if !may_refetch(c) {
-                    return Ok(c.find(kid, alg));
-                }
+            if let Some(c) = usable.as_ref().filter(|c| !may_refetch(c)) {
+                return Ok(c.find(kid, alg));
             }
             match fetch(http, config, now).await {
                 Ok(fresh) => {

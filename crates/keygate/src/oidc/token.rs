@@ -95,10 +95,10 @@ pub fn key_suits(jwk: &Jwk, alg: Algorithm) -> bool {
     if matches!(&jwk.common.public_key_use, Some(u) if *u != PublicKeyUse::Signature) {
         return false;
     }
-    if let Some(key_alg) = jwk.common.key_algorithm {
-        if !matches!(key_algorithm(key_alg), Some(a) if a == alg) {
-            return false;
-        }
+    if let Some(key_alg) = jwk.common.key_algorithm
+        && !matches!(key_algorithm(key_alg), Some(a) if a == alg)
+    {
+        return false;
     }
     match (&jwk.algorithm, alg) {
         (

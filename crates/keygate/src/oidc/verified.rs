@@ -101,7 +101,7 @@ pub fn remember(
     now: i64,
 ) {
     let key = entry_key(user);
-    let mut remembered = read(&*kv, &key)
+    let mut remembered = read(kv, &key)
         .filter(|r| r.issuer == config.issuer && r.audience == config.audience)
         .unwrap_or_default();
     let sha256 = digest(token);
