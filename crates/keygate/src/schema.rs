@@ -1,9 +1,10 @@
 //! The SQLite schema, applied automatically and versioned with
 //! `PRAGMA user_version`.
 //!
-//! Every statement is idempotent (`IF NOT EXISTS`) and the version is written
-//! last, so two instances migrating a fresh database at once, or a migration
-//! cut short, simply run the statements again. No explicit transaction: Spin
+//! Every statement is idempotent (`IF NOT EXISTS`; an `ADD COLUMN` that
+//! finds its column is taken as done) and the version is written last, so
+//! two instances migrating a fresh database at once, or a migration cut
+//! short, simply run the statements again. No explicit transaction: Spin
 //! hands one statement per call, and remote backends (libSQL over HTTP) do
 //! not keep a transaction open between calls.
 //!
@@ -11,12 +12,14 @@
 //! `(column, id)` index (the `id` tie-break makes paging stable), and the
 //! audit trail's filters each have an index ending in `at DESC, id DESC`.
 //! The overview's `name` filter is a substring match, served by a trigram
-//! index (schema v4) for needles of three or more characters.
+//! index (schema v4) for needles of three or more characters. User ids are
+//! compared `COLLATE NOCASE` (ASCII case-insensitively, schema v9), and the
+//! indexes on them use that collation, so one index serves both spellings.
 
 use crate::retry::{self, Repeatable};
 use crate::store::{Sql, StoreError};
 
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 /// Schema version 1. `name_folded` is the Unicode-lower-cased name, computed
 /// in Rust: SQLite's `lower()` folds ASCII only, which would let "Ärger" and
@@ -253,9 +256,106 @@ pub const V7: &[&str] = &[
 /// client choose its journal (libSQL's server answers `unsupported
 /// statement`: it keeps its own log) is left as it is. The switch needs the
 /// file to itself for a moment: while other connections are busy with it
-/// SQLite answers `database is locked` at once, and the migration stops
-/// there without error (v7 is complete and usable); a later request tries again.
+/// SQLite answers `database is locked` at once, and the switch is left for
+/// later without error: the versions after it are still applied (the code
+/// needs their schema), but none from v8 on is recorded, so a later request
+/// runs them again (every statement is idempotent) and tries the switch again.
 pub const V8: &[&str] = &["PRAGMA journal_mode = WAL"];
+
+/// Schema version 9: user ids match ASCII case-insensitively, and the audit
+/// entries of management calls record how the actor signed in.
+///
+/// **User ids.** Every comparison of a user id is `COLLATE NOCASE` (SQLite's
+/// NOCASE folds ASCII only, as the contract asks), served by an index of that
+/// collation. On `api_keys` and `audit_log` each replaces the binary index it
+/// was served by, so every write there maintains as many indexes as before:
+/// verify's `key.used` insert writes the same B-trees (`docs/query-plans.md`
+/// lists them) and compiles to one instruction more (the row its trigger
+/// rewrites has one more column). `removed_users` and `key_counts` keep their
+/// binary keys (`ON CONFLICT` needs them, and a v8 database may hold two
+/// spellings of one user) and gain one small NOCASE index each, written when
+/// a user is removed or first owns a key. `audit_user_removed_once` stays
+/// binary: the removal writes `user.removed` under the spelling
+/// `removed_users` holds first. Ids are stored as written; the overview sorts
+/// `created_by` NOCASE too, so one user's keys stay together whatever the
+/// spelling. The new indexes come first, so no query of this version ever
+/// lacks one; an instance still at v8 during a rolling upgrade answers its
+/// exact (binary) filters correctly, but without an index once the old ones
+/// are gone. Building the user index of a trail of a million entries takes
+/// about 0.7 s, during which writes wait (Spin's busy timeout is 5 s).
+///
+/// **Sign-in.** `api_keys.created_via` and `key_deletions.auth` hold `oidc`
+/// or `admin_token`; new triggers write `key.created` and `key.deleted` with
+/// `details = {"auth": …}`, or `'{}'` where the column is NULL (keys and
+/// deletions written by a v8 instance). Triggers cannot be altered, and a
+/// v8 instance may insert keys and deletions at any moment in between:
+/// dropping the old trigger before the new one exists would let a creation
+/// or deletion go unaudited, creating the new one first would audit it twice
+/// until the old one is dropped. So, in order: the columns; a guard that
+/// ignores a second `key.created` or `key.deleted` entry for the same key
+/// (a `BEFORE INSERT` trigger on `audit_log` answering `RAISE(IGNORE)`,
+/// which drops that one insert and lets the statement that caused it go on);
+/// the new triggers; the old triggers dropped; the guard dropped. At every
+/// point between two statements at least one trigger audits each creation
+/// and deletion, and at most one entry is kept. The guard lives only while
+/// the migration runs, so verify's insert is not compiled with it afterwards
+/// (a migration cut short leaves it until the next run finishes the
+/// version). An instance at v9 creates and deletes with the new columns only
+/// after the whole version ran (it migrates first when the version is lower).
+/// One window is left: two instances migrating a *fresh* database at once,
+/// one a whole migration behind the other, re-create v4's and v7's triggers
+/// (as they always re-created v4's, which v7 drops) until the slow one
+/// reaches this version's guard; keys created in that window of first
+/// start-up may be audited twice, never not at all. Run again while v8's
+/// journal switch waits for a quiet moment (see [`V8`]), this version changes
+/// nothing but creating and dropping the guard.
+pub const V9: &[&str] = &[
+    "CREATE INDEX IF NOT EXISTS api_keys_by_owner_nocase
+        ON api_keys (created_by COLLATE NOCASE, id)",
+    "CREATE INDEX IF NOT EXISTS api_keys_by_owner_created_at_nocase
+        ON api_keys (created_by COLLATE NOCASE, created_at, id)",
+    "CREATE INDEX IF NOT EXISTS audit_by_user_nocase
+        ON audit_log (user COLLATE NOCASE, at DESC, id DESC)",
+    "CREATE INDEX IF NOT EXISTS audit_revocations_by_user_nocase
+        ON audit_log (user COLLATE NOCASE) WHERE action = 'key.revoked'",
+    "CREATE INDEX IF NOT EXISTS removed_users_by_user_nocase
+        ON removed_users (user_id COLLATE NOCASE)",
+    "CREATE INDEX IF NOT EXISTS key_counts_by_owner_nocase
+        ON key_counts (created_by COLLATE NOCASE)",
+    "DROP INDEX IF EXISTS api_keys_by_owner",
+    "DROP INDEX IF EXISTS api_keys_by_owner_created_at",
+    "DROP INDEX IF EXISTS audit_by_user",
+    "DROP INDEX IF EXISTS audit_revocations_by_user",
+    "ALTER TABLE api_keys ADD COLUMN created_via TEXT",
+    "ALTER TABLE key_deletions ADD COLUMN auth TEXT",
+    "CREATE TRIGGER IF NOT EXISTS audit_key_created_or_deleted_once_while_migrating
+        BEFORE INSERT ON audit_log
+        WHEN NEW.action IN ('key.created', 'key.deleted')
+            AND EXISTS (SELECT 1 FROM audit_log WHERE key_id = NEW.key_id AND action = NEW.action)
+        BEGIN
+            SELECT RAISE(IGNORE);
+        END",
+    "CREATE TRIGGER IF NOT EXISTS key_creation_is_audited_with_its_sign_in
+        AFTER INSERT ON api_keys
+        BEGIN
+            INSERT INTO audit_log (at, user, action, key_id, key_name, details)
+            VALUES (NEW.created_at, NEW.created_by, 'key.created', NEW.id, NEW.name,
+                    CASE WHEN NEW.created_via IS NULL THEN '{}'
+                         ELSE json_object('auth', NEW.created_via) END);
+        END",
+    "CREATE TRIGGER IF NOT EXISTS key_deletion_removes_the_key_and_is_audited_with_its_sign_in
+        AFTER INSERT ON key_deletions
+        BEGIN
+            DELETE FROM api_keys WHERE id = NEW.key_id;
+            INSERT INTO audit_log (at, user, action, key_id, key_name, details)
+            VALUES (NEW.at, NEW.deleted_by, 'key.deleted', NEW.key_id, NEW.key_name,
+                    CASE WHEN NEW.auth IS NULL THEN '{}'
+                         ELSE json_object('auth', NEW.auth) END);
+        END",
+    "DROP TRIGGER IF EXISTS api_keys_creation_is_audited",
+    "DROP TRIGGER IF EXISTS key_deletion_removes_the_key_and_is_audited",
+    "DROP TRIGGER IF EXISTS audit_key_created_or_deleted_once_while_migrating",
+];
 
 /// What verify's connection sets before it records a use: `synchronous =
 /// NORMAL`. In WAL mode a commit then appends to the log without an `fsync`;
@@ -277,6 +377,7 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
     (6, V6),
     (7, V7),
     (8, V8),
+    (9, V9),
 ];
 
 pub fn user_version(sql: &dyn Sql) -> Result<i64, StoreError> {
@@ -300,29 +401,61 @@ pub fn migrate(sql: &dyn Sql) -> Result<(), StoreError> {
 /// statement is safe to run twice — by two instances starting together, or
 /// again after a lost connection — so [`retry`] may repeat any of them.
 pub fn migrate_from(sql: &dyn Sql, current: i64) -> Result<(), StoreError> {
-    let run = |statement: &str| retry::execute(sql, statement, &[], Repeatable::Yes);
-    for (version, statements) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+    migrate_between(sql, current, SCHEMA_VERSION)
+}
+
+/// A database as an older keygate left it: migrated up to `target` only.
+#[cfg(test)]
+pub(crate) fn migrate_to(sql: &dyn Sql, target: i64) -> Result<(), StoreError> {
+    migrate_between(sql, user_version(sql)?, target)
+}
+
+fn migrate_between(sql: &dyn Sql, current: i64, target: i64) -> Result<(), StoreError> {
+    let due = MIGRATIONS
+        .iter()
+        .filter(|(v, _)| *v > current && *v <= target);
+    // Once a statement is left for later (V8's journal switch on a busy
+    // file), later versions are applied but not recorded.
+    let mut left_for_later = false;
+    for (version, statements) in due {
         for statement in *statements {
-            if statement.starts_with("PRAGMA") {
-                match sql.execute(statement, &[]) {
-                    // A setting the server keeps for itself (V8 on libSQL).
-                    Err(e) if e.is_unsupported_statement() => {}
-                    // The journal can only change while no one else uses the
-                    // file (V8): the schema is complete, a later call tries
-                    // again (no waiting here: the file stays busy under load).
-                    Err(e) if e.is_locked() => return Ok(()),
-                    other => {
-                        other?;
-                    }
-                }
-            } else {
-                run(statement)?;
+            if !apply(sql, statement)? {
+                left_for_later = true;
             }
         }
-        // PRAGMA takes no parameters; `version` is a constant of this crate.
-        run(&format!("PRAGMA user_version = {version}"))?;
+        if !left_for_later {
+            // PRAGMA takes no parameters; `version` is a constant of this crate.
+            let record = format!("PRAGMA user_version = {version}");
+            retry::execute(sql, &record, &[], Repeatable::Yes)?;
+        }
     }
     Ok(())
+}
+
+/// Runs one migration statement; `false` when it is left for a later call.
+fn apply(sql: &dyn Sql, statement: &str) -> Result<bool, StoreError> {
+    let run = || retry::execute(sql, statement, &[], Repeatable::Yes);
+    let outcome = if statement.starts_with("PRAGMA") {
+        match sql.execute(statement, &[]) {
+            // A setting the server keeps for itself (V8 on libSQL).
+            Err(e) if e.is_unsupported_statement() => Ok(()),
+            // The journal can only change while no one else uses the file
+            // (V8): a later call tries again (no waiting here: the file
+            // stays busy under load).
+            Err(e) if e.is_locked() => return Ok(false),
+            other => other.map(drop),
+        }
+    } else if statement.starts_with("ALTER TABLE") {
+        match run() {
+            // Added by an earlier run: another instance, or this statement
+            // repeated after its answer was lost.
+            Err(e) if e.message().contains("duplicate column name") => Ok(()),
+            other => other.map(drop),
+        }
+    } else {
+        run().map(drop)
+    };
+    outcome.map(|()| true)
 }
 
 #[cfg(test)]
@@ -371,8 +504,43 @@ mod tests {
             ]
         );
         let indexes = names(&sql, "index");
+        assert_eq!(
+            indexes,
+            [
+                "api_keys_by_created_at",
+                "api_keys_by_last_used_at",
+                "api_keys_by_name",
+                "api_keys_by_owner_created_at_nocase",
+                "api_keys_by_owner_nocase",
+                "api_keys_live_by_expiry",
+                "api_keys_live_name",
+                "audit_by_action",
+                "audit_by_key",
+                "audit_by_time",
+                "audit_by_user_nocase",
+                "audit_revocations_by_user_nocase",
+                "audit_user_removed_once",
+                "key_counts_by_owner_nocase",
+                "removed_users_by_user_nocase",
+            ]
+        );
         let triggers = names(&sql, "trigger");
-        assert_eq!(triggers.len(), 11);
+        assert_eq!(
+            triggers,
+            [
+                "api_keys_name_search_on_delete",
+                "api_keys_name_search_on_insert",
+                "api_keys_name_search_on_rename",
+                "api_keys_revocation_is_audited",
+                "audit_key_deleted_only_for_a_removed_key",
+                "audit_key_used_sets_last_used_at",
+                "key_counts_on_delete",
+                "key_counts_on_insert",
+                "key_counts_on_revocation",
+                "key_creation_is_audited_with_its_sign_in",
+                "key_deletion_removes_the_key_and_is_audited_with_its_sign_in",
+            ]
+        );
         migrate(&sql).unwrap();
         assert_eq!(user_version(&sql).unwrap(), SCHEMA_VERSION);
         assert_eq!(names(&sql, "index"), indexes);
@@ -429,6 +597,226 @@ mod tests {
         assert_eq!(user_version(&failing).unwrap(), 7, "stopped before v8");
         migrate(&failing).unwrap();
         assert_eq!(user_version(&failing).unwrap(), SCHEMA_VERSION);
+    }
+
+    /// SQLite refusing the journal switch while the file is busy, `left` times.
+    struct BusyJournal {
+        inner: SqliteSql,
+        left: std::cell::Cell<usize>,
+    }
+
+    impl Sql for BusyJournal {
+        fn execute(
+            &self,
+            sql: &str,
+            params: &[SqlValue],
+        ) -> Result<crate::store::Rows, StoreError> {
+            if sql.starts_with("PRAGMA journal_mode") && self.left.get() > 0 {
+                self.left.set(self.left.get() - 1);
+                return Err(StoreError::new("sqlite: database is locked"));
+            }
+            self.inner.execute(sql, params)
+        }
+    }
+
+    /// The code of v9 needs v9's schema even while the journal switch of v8
+    /// waits for a quiet moment: later versions are applied, not recorded.
+    #[test]
+    fn a_busy_journal_switch_is_tried_again_later_without_holding_back_later_versions() {
+        let sql = BusyJournal {
+            inner: SqliteSql::new(),
+            left: std::cell::Cell::new(2),
+        };
+        for _ in 0..2 {
+            migrate(&sql).unwrap();
+            assert_eq!(
+                user_version(&sql).unwrap(),
+                7,
+                "v8 not done, so not recorded"
+            );
+            sql.execute("SELECT created_via FROM api_keys", &[])
+                .expect("v9's column is there");
+            sql.execute("SELECT auth FROM key_deletions", &[])
+                .expect("v9's column is there");
+            assert!(names(&sql.inner, "index").contains(&"audit_by_user_nocase".to_owned()));
+        }
+        let triggers = names(&sql.inner, "trigger");
+        migrate(&sql).unwrap();
+        assert_eq!(user_version(&sql).unwrap(), SCHEMA_VERSION);
+        assert_eq!(names(&sql.inner, "trigger"), triggers);
+    }
+
+    /// Writes of a keygate at v8, as it sends them.
+    fn v8_create(sql: &dyn Sql, id: &str) {
+        let inserted = sql
+            .execute(
+                "INSERT INTO api_keys (id, name, name_folded, description, key_hash, hint, \
+                 created_by, created_at, expires_at) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? \
+                 WHERE NOT EXISTS (SELECT 1 FROM removed_users WHERE user_id = ?) RETURNING id",
+                &[
+                    SqlValue::text(id),
+                    SqlValue::text(id),
+                    SqlValue::text(id),
+                    SqlValue::Null,
+                    SqlValue::text(format!("hash-{id}")),
+                    SqlValue::text("kg_…abcd"),
+                    SqlValue::text("old@example.com"),
+                    SqlValue::Integer(1),
+                    SqlValue::Null,
+                    SqlValue::text("old@example.com"),
+                ],
+            )
+            .unwrap();
+        assert_eq!(inserted.rows.len(), 1);
+    }
+
+    fn v8_delete(sql: &dyn Sql, id: &str) {
+        let deleted = sql
+            .execute(
+                "INSERT INTO key_deletions (at, deleted_by, key_id, key_name) \
+                 SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM api_keys WHERE id = ?) RETURNING id",
+                &[
+                    SqlValue::Integer(2),
+                    SqlValue::text("old@example.com"),
+                    SqlValue::text(id),
+                    SqlValue::text(id),
+                    SqlValue::text(id),
+                ],
+            )
+            .unwrap();
+        assert_eq!(deleted.rows.len(), 1);
+    }
+
+    /// Writes of a keygate at v9 (only once v9 is recorded).
+    fn v9_create(sql: &dyn Sql, id: &str) {
+        sql.execute(
+            "INSERT INTO api_keys (id, name, name_folded, key_hash, hint, created_by, \
+             created_at, created_via) VALUES (?, ?, ?, ?, 'kg_…abcd', 'new@example.com', 3, 'oidc')",
+            &[
+                SqlValue::text(id),
+                SqlValue::text(id),
+                SqlValue::text(id),
+                SqlValue::text(format!("hash-{id}")),
+            ],
+        )
+        .unwrap();
+    }
+
+    fn v9_delete(sql: &dyn Sql, id: &str) {
+        sql.execute(
+            "INSERT INTO key_deletions (at, deleted_by, key_id, key_name, auth) \
+             VALUES (4, 'new@example.com', ?, ?, 'admin_token')",
+            &[SqlValue::text(id), SqlValue::text(id)],
+        )
+        .unwrap();
+    }
+
+    /// Every key created has exactly one `key.created`, every key deleted
+    /// exactly one `key.deleted`; v8's writes with `{}`, v9's with `auth`.
+    #[track_caller]
+    fn assert_audited_once(sql: &SqliteSql, created: &[String], deleted: &[String], at: &str) {
+        let entries = sql
+            .execute(
+                "SELECT action, key_id, details FROM audit_log \
+                 WHERE action IN ('key.created', 'key.deleted') ORDER BY id",
+                &[],
+            )
+            .unwrap();
+        let mut seen: Vec<(String, String)> = Vec::new();
+        for row in entries.iter() {
+            let (action, key, details) = (
+                row.text(0).unwrap(),
+                row.text(1).unwrap(),
+                row.text(2).unwrap(),
+            );
+            let expected = match (action.as_str(), key.starts_with("new")) {
+                (_, false) => "{}",
+                ("key.created", true) => r#"{"auth":"oidc"}"#,
+                _ => r#"{"auth":"admin_token"}"#,
+            };
+            assert_eq!(details, expected, "{at}: {action} {key}");
+            seen.push((action, key));
+        }
+        let mut expected: Vec<(String, String)> = created
+            .iter()
+            .map(|k| ("key.created".to_owned(), k.clone()))
+            .chain(
+                deleted
+                    .iter()
+                    .map(|k| ("key.deleted".to_owned(), k.clone())),
+            )
+            .collect();
+        seen.sort();
+        expected.sort();
+        assert_eq!(seen, expected, "{at}");
+    }
+
+    /// The v9 migration interrupted after each of its statements (a v8
+    /// instance creating and deleting keys between any two), a second
+    /// instance then running all of v9 and writing the v9 way, and the
+    /// first finishing its run: no creation or deletion is ever left without
+    /// its entry, and none gets two.
+    #[test]
+    fn during_the_v9_migration_every_creation_and_deletion_is_audited_exactly_once() {
+        for interrupted_after in 0..=V9.len() {
+            let sql = SqliteSql::new();
+            migrate_between(&sql, 0, 8).unwrap();
+            let (mut created, mut deleted) = (Vec::new(), Vec::new());
+            let mut n = 0;
+            let mut write = |sql: &SqliteSql, v9: bool, at: &str| {
+                n += 1;
+                let (keep, doomed) = if v9 {
+                    (format!("new-{n}-kept"), format!("new-{n}-deleted"))
+                } else {
+                    (format!("old-{n}-kept"), format!("old-{n}-deleted"))
+                };
+                for id in [&keep, &doomed] {
+                    if v9 {
+                        v9_create(sql, id)
+                    } else {
+                        v8_create(sql, id)
+                    }
+                    created.push(id.clone());
+                }
+                if v9 {
+                    v9_delete(sql, &doomed)
+                } else {
+                    v8_delete(sql, &doomed)
+                }
+                deleted.push(doomed);
+                assert_audited_once(sql, &created, &deleted, at);
+            };
+            write(&sql, false, "at v8");
+            for (i, statement) in V9[..interrupted_after].iter().enumerate() {
+                assert!(apply(&sql, statement).unwrap());
+                write(&sql, false, &format!("first instance, after statement {i}"));
+            }
+            // A second instance finds v8 recorded and runs all of v9.
+            for (i, statement) in V9.iter().enumerate() {
+                assert!(apply(&sql, statement).unwrap());
+                write(
+                    &sql,
+                    false,
+                    &format!("second instance, after statement {i}"),
+                );
+            }
+            migrate_from(&sql, 8).unwrap();
+            assert_eq!(user_version(&sql).unwrap(), 9);
+            write(&sql, true, "v9 recorded");
+            // The first instance carries on where it was interrupted.
+            for (i, statement) in V9.iter().enumerate().skip(interrupted_after) {
+                assert!(apply(&sql, statement).unwrap());
+                let at = format!("first instance again, after statement {i}");
+                write(&sql, false, &at);
+                write(&sql, true, &at);
+            }
+            let mut after = names(&sql, "trigger");
+            after.sort();
+            let fresh = SqliteSql::new();
+            migrate(&fresh).unwrap();
+            assert_eq!(after, names(&fresh, "trigger"), "after {interrupted_after}");
+            assert_eq!(names(&sql, "index"), names(&fresh, "index"));
+        }
     }
 
     /// An instance still at schema v6 during a rolling upgrade deletes by
@@ -488,8 +876,8 @@ mod tests {
                 "api_keys_by_name",
             ),
             (
-                "SELECT id FROM api_keys ORDER BY created_by ASC, id ASC LIMIT 25",
-                "api_keys_by_owner",
+                "SELECT id FROM api_keys ORDER BY created_by COLLATE NOCASE ASC, id ASC LIMIT 25",
+                "api_keys_by_owner_nocase",
             ),
             (
                 "SELECT id FROM api_keys ORDER BY created_at DESC, id DESC LIMIT 25",
@@ -500,21 +888,22 @@ mod tests {
                 "api_keys_by_last_used_at",
             ),
             (
-                "SELECT id FROM api_keys WHERE created_by = 'u' ORDER BY id",
-                "api_keys_by_owner",
+                "SELECT id FROM api_keys WHERE created_by COLLATE NOCASE = 'U' ORDER BY id",
+                "api_keys_by_owner_nocase",
             ),
             (
-                "SELECT id FROM api_keys WHERE created_by = 'u' \
+                "SELECT id FROM api_keys WHERE created_by COLLATE NOCASE = 'U' \
                  ORDER BY created_at DESC, id DESC LIMIT 25",
-                "api_keys_by_owner_created_at",
+                "api_keys_by_owner_created_at_nocase",
             ),
             (
                 "SELECT id FROM audit_log ORDER BY at DESC, id DESC LIMIT 25",
                 "audit_by_time",
             ),
             (
-                "SELECT id FROM audit_log WHERE user = 'u' ORDER BY at DESC, id DESC LIMIT 25",
-                "audit_by_user",
+                "SELECT id FROM audit_log WHERE user COLLATE NOCASE = 'U' \
+                 ORDER BY at DESC, id DESC LIMIT 25",
+                "audit_by_user_nocase",
             ),
             (
                 "SELECT id FROM audit_log WHERE key_id = 'k' ORDER BY at DESC, id DESC LIMIT 25",
@@ -525,8 +914,18 @@ mod tests {
                 "audit_by_action",
             ),
             (
-                "SELECT count(*) FROM audit_log WHERE user = 'u' AND action = 'key.revoked'",
-                "audit_revocations_by_user",
+                "SELECT count(*) FROM audit_log \
+                 WHERE user COLLATE NOCASE = 'U' AND action = 'key.revoked'",
+                "audit_revocations_by_user_nocase",
+            ),
+            (
+                "SELECT user_id FROM removed_users WHERE user_id COLLATE NOCASE = 'U' \
+                 ORDER BY rowid LIMIT 1",
+                "removed_users_by_user_nocase",
+            ),
+            (
+                "SELECT sum(total) FROM key_counts WHERE created_by COLLATE NOCASE = 'U'",
+                "key_counts_by_owner_nocase",
             ),
         ] {
             let plan = plan(query);

@@ -8,7 +8,7 @@ use crate::error::Error;
 use crate::key::{ApiKey, KeyHash, is_key_id, new_key_id};
 use crate::model::{
     ActingUser, AuditAction, AuditEntry, AuditQuery, CreatedKey, KeyStatus, KeyView, ListQuery,
-    NewKey, Page, UserRemovedResponse, Verified, VerifyContext,
+    NewKey, Page, SortField, UserRemovedResponse, Verified, VerifyContext,
 };
 use crate::retry::{self, Repeatable};
 use crate::schema;
@@ -66,6 +66,8 @@ impl<'a> KeyService<'a> {
     /// trigger, writes `key.created`. The key exists from that statement on,
     /// all at once; before it, the entry verifies nothing (verify needs the
     /// row). If the statement does not insert, the entry is removed again.
+    /// The row records how the user signed in (`created_via`), which the
+    /// trigger writes as the entry's `details.auth`.
     pub fn create_key(
         &self,
         user: &ActingUser,
@@ -99,12 +101,13 @@ impl<'a> KeyService<'a> {
             },
         )?;
         // `removed_users` is read in the insert itself: a webhook that removed
-        // the user since `authorize` either committed first (nothing is
-        // inserted) or scans for the user's keys after this row exists.
+        // the user (in any spelling) since `authorize` either committed first
+        // (nothing is inserted) or scans for the user's keys after this row exists.
         let inserted = self.execute(
             "INSERT INTO api_keys (id, name, name_folded, description, key_hash, hint, \
-             created_by, created_at, expires_at) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? \
-             WHERE NOT EXISTS (SELECT 1 FROM removed_users WHERE user_id = ?) RETURNING id",
+             created_by, created_at, expires_at, created_via) \
+             SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS \
+             (SELECT 1 FROM removed_users WHERE user_id COLLATE NOCASE = ?) RETURNING id",
             &[
                 SqlValue::text(&key.id),
                 SqlValue::text(&key.name),
@@ -115,6 +118,7 @@ impl<'a> KeyService<'a> {
                 SqlValue::text(&key.created_by),
                 SqlValue::Integer(now),
                 SqlValue::opt_int(key.expires_at),
+                SqlValue::text(user.signed_in_with().as_str()),
                 SqlValue::text(&key.created_by),
             ],
         );
@@ -168,7 +172,7 @@ impl<'a> KeyService<'a> {
             &format!(
                 "SELECT {KEY_COLUMNS} FROM api_keys{filter} ORDER BY {col} {order}, id {order} \
                  LIMIT ? OFFSET ?",
-                col = query.sort.column()
+                col = sort_column(query.sort)
             ),
             &params,
         )?;
@@ -208,7 +212,8 @@ impl<'a> KeyService<'a> {
 
     /// `DELETE /api/keys/{id}`. One SQL statement records the deletion in
     /// `key_deletions` if the row still exists, and its trigger removes the
-    /// row and writes `key.deleted` (schema v7): from then
+    /// row and writes `key.deleted` with how the user signed in as
+    /// `details.auth` (schemas v7, v9): from then
     /// on the key is gone from the overview and no longer verifies (verify
     /// needs the row), all at once, with exactly one audit entry. Then the
     /// KV entry is removed; if that fails the deletion still happened, and
@@ -225,13 +230,14 @@ impl<'a> KeyService<'a> {
         let row = rows.first().ok_or(Error::KeyNotFound)?;
         let (name, hash) = (row.text(0)?, row.text(1)?);
         let deleted = self.execute(
-            "INSERT INTO key_deletions (at, deleted_by, key_id, key_name) \
-             SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM api_keys WHERE id = ?) RETURNING id",
+            "INSERT INTO key_deletions (at, deleted_by, key_id, key_name, auth) \
+             SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM api_keys WHERE id = ?) RETURNING id",
             &[
                 SqlValue::Integer(now),
                 SqlValue::text(user.as_str()),
                 SqlValue::text(id),
                 SqlValue::text(name),
+                SqlValue::text(user.signed_in_with().as_str()),
                 SqlValue::text(id),
             ],
         )?;
@@ -372,6 +378,13 @@ impl<'a> KeyService<'a> {
     /// `revoked_keys` counts the keys the removal revoked: for the delivery
     /// that removed the user (and its retries) all of them; for a later,
     /// different delivery only what it revoked itself (normally 0).
+    ///
+    /// User ids match ASCII case-insensitively: a removal finds the user's
+    /// keys in any spelling, and a removal of `Floris@Example.com` after one
+    /// of `floris@example.com` is the same user's (nothing more is revoked,
+    /// and `user.removed` stays one entry, under the spelling removed first).
+    /// The response names the user as this delivery did; KV entries keep
+    /// each key's own `created_by` as its owner.
     pub fn remove_user(
         &self,
         user_id: &str,
@@ -389,34 +402,43 @@ impl<'a> KeyService<'a> {
             });
         }
         self.execute(
-            "INSERT INTO removed_users (user_id, removed_at, webhook_id) VALUES (?, ?, ?) \
+            "INSERT INTO removed_users (user_id, removed_at, webhook_id) SELECT ?, ?, ? \
+             WHERE NOT EXISTS (SELECT 1 FROM removed_users WHERE user_id COLLATE NOCASE = ?) \
              ON CONFLICT (user_id) DO NOTHING",
             &[
                 SqlValue::text(user_id),
                 SqlValue::Integer(now),
                 SqlValue::text(webhook_id),
+                SqlValue::text(user_id),
             ],
         )?;
-        let removed_by = self
-            .execute(
-                "SELECT webhook_id FROM removed_users WHERE user_id = ?",
-                &[SqlValue::text(user_id)],
-            )?
+        // The first removal of this user, in whatever spelling it came.
+        let removed = self.execute(
+            "SELECT user_id, webhook_id FROM removed_users WHERE user_id COLLATE NOCASE = ? \
+             ORDER BY rowid LIMIT 1",
+            &[SqlValue::text(user_id)],
+        )?;
+        let removed = removed
             .first()
-            .ok_or_else(|| StoreError::new("removed user row vanished"))?
-            .text(0)?;
+            .ok_or_else(|| StoreError::new("removed user row vanished"))?;
+        let (removed_as, removed_by) = (removed.text(0)?, removed.text(1)?);
 
         // Every key of the user, revoked ones included: a retry marks in KV
         // what a failed attempt revoked in SQL only.
         let keys = self.execute(
-            "SELECT id, name, key_hash, expires_at, revoked_at IS NULL FROM api_keys \
-             WHERE created_by = ? ORDER BY id",
+            "SELECT id, name, key_hash, expires_at, revoked_at IS NULL, created_by FROM api_keys \
+             WHERE created_by COLLATE NOCASE = ? ORDER BY id",
             &[SqlValue::text(user_id)],
         )?;
         let mut revoked_now = 0;
         for row in keys.iter() {
-            let (id, name, hash, expires_at) =
-                (row.text(0)?, row.text(1)?, row.text(2)?, row.opt_int(3)?);
+            let (id, name, hash, expires_at, owner) = (
+                row.text(0)?,
+                row.text(1)?,
+                row.text(2)?,
+                row.opt_int(3)?,
+                row.text(5)?,
+            );
             if row.int(4)? != 0 {
                 let updated = self.execute(
                     "UPDATE api_keys SET revoked_at = ?, revoked_reason = ? \
@@ -431,7 +453,7 @@ impl<'a> KeyService<'a> {
             }
             let entry = IndexEntry {
                 key_id: id.clone(),
-                owner: user_id.to_owned(),
+                owner,
                 name,
                 expires_at,
                 revoked: true,
@@ -442,7 +464,8 @@ impl<'a> KeyService<'a> {
         let revoked_keys = if removed_by == webhook_id {
             self.sql
                 .execute(
-                    "SELECT count(*) FROM audit_log WHERE user = ? AND action = 'key.revoked'",
+                    "SELECT count(*) FROM audit_log \
+                     WHERE user COLLATE NOCASE = ? AND action = 'key.revoked'",
                     &[SqlValue::text(user_id)],
                 )?
                 .scalar_int()?
@@ -454,7 +477,7 @@ impl<'a> KeyService<'a> {
             &format!("{INSERT_AUDIT} ON CONFLICT DO NOTHING"),
             &audit_params(
                 now,
-                user_id,
+                &removed_as,
                 AuditAction::UserRemoved,
                 None,
                 &json!({"webhook_id": webhook_id, "revoked_keys": revoked_keys}),
@@ -479,11 +502,12 @@ impl<'a> KeyService<'a> {
     /// Every management call: schema in place, acting user not removed.
     /// Every management call starts here: one statement reads the schema
     /// version (migrating when it is behind) and whether the acting user was
-    /// removed. On a libSQL server each statement is a network round trip.
+    /// removed, in any spelling. On a libSQL server each statement is a
+    /// network round trip.
     fn authorize(&self, user: &ActingUser) -> Result<(), Error> {
         let row = self.execute(
             "SELECT (SELECT user_version FROM pragma_user_version), \
-             EXISTS (SELECT 1 FROM removed_users WHERE user_id = ?)",
+             EXISTS (SELECT 1 FROM removed_users WHERE user_id COLLATE NOCASE = ?)",
             &[SqlValue::text(user.as_str())],
         )?;
         let row = row.first().ok_or_else(|| StoreError::new("no row"))?;
@@ -600,7 +624,7 @@ pub(crate) fn list_filter(q: &ListQuery, now: i64, name_index: bool) -> (String,
         params.push(SqlValue::text(needle));
     }
     if let Some(user) = &q.created_by {
-        clauses.push("created_by = ?");
+        clauses.push("created_by COLLATE NOCASE = ?");
         params.push(SqlValue::text(user));
     }
     if let Some(from) = q.created_from {
@@ -649,12 +673,15 @@ pub(crate) fn counted_total(q: &ListQuery, now: i64) -> Option<(String, Vec<SqlV
         return None;
     }
     let (owner, mut params) = match &q.created_by {
-        Some(user) => (" WHERE created_by = ?", vec![SqlValue::text(user)]),
+        Some(user) => (
+            " WHERE created_by COLLATE NOCASE = ?",
+            vec![SqlValue::text(user)],
+        ),
         None => ("", Vec::new()),
     };
     let sum = |column: &str| format!("SELECT coalesce(sum({column}), 0) FROM key_counts{owner}");
     let expired_owner = if q.created_by.is_some() {
-        " AND created_by = ?"
+        " AND created_by COLLATE NOCASE = ?"
     } else {
         ""
     };
@@ -684,7 +711,7 @@ pub(crate) fn audit_filter(q: &AuditQuery) -> (String, Vec<SqlValue>) {
     let mut clauses: Vec<&str> = Vec::new();
     let mut params = Vec::new();
     if let Some(user) = &q.user {
-        clauses.push("user = ?");
+        clauses.push("user COLLATE NOCASE = ?");
         params.push(SqlValue::text(user));
     }
     if let Some(key_id) = &q.key_id {
@@ -704,6 +731,16 @@ pub(crate) fn audit_filter(q: &AuditQuery) -> (String, Vec<SqlValue>) {
         params.push(SqlValue::Integer(to));
     }
     (where_clause(&clauses), params)
+}
+
+/// The overview's sort column: owners in NOCASE order, as they are
+/// matched, so one user's keys sort together whatever the spelling (and the
+/// NOCASE owner index serves the sort).
+fn sort_column(sort: SortField) -> &'static str {
+    match sort {
+        SortField::CreatedBy => "created_by COLLATE NOCASE",
+        other => other.column(),
+    }
 }
 
 fn where_clause(clauses: &[&str]) -> String {

@@ -18,7 +18,7 @@ struct World {
 }
 
 fn user(name: &str) -> ActingUser {
-    ActingUser(name.to_owned())
+    ActingUser::named_by_portal(name)
 }
 
 fn new_key(name: &str) -> NewKey {
@@ -312,7 +312,7 @@ fn a_created_key_and_its_audit_entry_are_one_statement() {
         ("u", NOW, Some(k.key.id.as_str()))
     );
     assert_eq!(created.key_name.as_deref(), Some("k"));
-    assert_eq!(created.details, json!({}));
+    assert_eq!(created.details, json!({"auth": "admin_token"}));
 }
 
 #[test]
@@ -938,8 +938,13 @@ fn the_overview_filters() {
     assert_eq!(names("created_by=ann"), ["invoices", "short-lived ORDERS"]);
     assert_eq!(
         names("created_by=Ann"),
+        ["invoices", "short-lived ORDERS"],
+        "user ids match ASCII case-insensitively"
+    );
+    assert_eq!(
+        names("created_by=an"),
         Vec::<String>::new(),
-        "user ids are exact"
+        "whole ids only"
     );
     assert_eq!(names("status=active"), ["Orders Sync", "invoices"]);
     assert_eq!(names("status=expired"), ["short-lived ORDERS"]);
@@ -1009,7 +1014,7 @@ fn filters_are_bound_parameters_never_sql_text() {
     });
     assert_eq!(
         sql,
-        " WHERE user = ? AND key_id = ? AND action = ? AND at >= ? AND at <= ?"
+        " WHERE user COLLATE NOCASE = ? AND key_id = ? AND action = ? AND at >= ? AND at <= ?"
     );
     assert_eq!(params.len(), 5);
 
@@ -1067,7 +1072,7 @@ fn the_audit_trail_is_newest_first_filtered_and_paged() {
     assert_eq!(
         entry,
         json!({"id": all[0].id, "at": "2026-11-26T17:00:30Z", "user": "bob", "action": "key.deleted",
-               "key_id": b.key.id, "key_name": "b", "details": {}})
+               "key_id": b.key.id, "key_name": "b", "details": {"auth": "admin_token"}})
     );
 }
 
@@ -1351,6 +1356,7 @@ fn the_documented_query_plans_are_the_plans_of_every_statement() {
         schema::SCHEMA_VERSION
     ));
     doc.push_str(&round_trips());
+    doc.push_str(&verify_write());
     doc.push_str("\n## Every statement and its plan\n");
     for statement in w.sql.statements() {
         let statement = statement.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -1392,6 +1398,50 @@ fn the_documented_query_plans_are_the_plans_of_every_statement() {
         documented == doc,
         "docs/query-plans.md is out of date; run `KEYGATE_UPDATE_DOCS=1 cargo test -p keygate`"
     );
+}
+
+/// What verify's one write costs beyond its plan: every B-tree the compiled
+/// `key.used` insert (with its triggers) opens for writing, and its length in
+/// SQLite instructions. Spin compiles it on every request, and every index
+/// here is written on every verification.
+fn verify_write() -> String {
+    let sql = SqliteSql::new();
+    schema::migrate(&sql).unwrap();
+    let program = sql
+        .execute(
+            &format!("EXPLAIN {INSERT_KEY_USED}"),
+            &vec![SqlValue::Null; 7],
+        )
+        .unwrap();
+    let mut written: Vec<String> = program
+        .rows
+        .iter()
+        .filter(|r| r[1] == SqlValue::text("OpenWrite"))
+        .map(|r| {
+            sql.execute(
+                "SELECT name FROM sqlite_master WHERE rootpage = ?",
+                &[r[3].clone()],
+            )
+            .unwrap()
+            .rows[0][0]
+                .clone()
+        })
+        .map(|name| match name {
+            SqlValue::Text(name) => name,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    written.sort();
+    written.dedup();
+    let written: Vec<String> = written.iter().map(|name| format!("`{name}`")).collect();
+    format!(
+        "\n## Verify's write, as compiled\n\n\
+         The `key.used` insert with its triggers compiles to {} SQLite instructions \
+         (`EXPLAIN`) and writes {} B-trees: {}.\n",
+        program.rows.len(),
+        written.len(),
+        written.join(", ")
+    )
 }
 
 /// The statements and key-value calls each operation sends on an up-to-date
@@ -1492,4 +1542,449 @@ fn a_statement_the_file_was_too_busy_for_is_run_again_and_gives_up_after_a_few_t
     );
     assert_eq!(busy.left.get(), 0, "tried once and once per pause");
     assert!(w.list("name=other").items.is_empty());
+}
+
+// ---- User ids match ASCII case-insensitively (schema v9) ----------------------
+
+fn created_by(page: &Page<KeyView>) -> Vec<String> {
+    page.items.iter().map(|k| k.created_by.clone()).collect()
+}
+
+#[test]
+fn user_ids_match_in_any_ascii_case_and_keys_show_them_as_written() {
+    let w = World::new();
+    let upper = w.create_at("Floris@Example.com", "upper", NOW);
+    let lower = w.create_at("floris@example.com", "lower", NOW + 1);
+    w.create_at("ann", "ann's", NOW + 2);
+    w.create_at("Zed", "zed's", NOW + 3);
+    w.create_at("ÄRGER@example.com", "umlaut", NOW + 4);
+    assert_eq!(
+        w.get(&upper.key.id).unwrap().created_by,
+        "Floris@Example.com"
+    );
+    assert_eq!(
+        w.get(&lower.key.id).unwrap().created_by,
+        "floris@example.com"
+    );
+
+    for spelling in [
+        "floris@example.com",
+        "FLORIS@EXAMPLE.COM",
+        "fLoRiS@eXaMpLe.CoM",
+    ] {
+        let q = format!("created_by={}", percent(spelling));
+        // The total from `key_counts` (owner and status only) and from a count.
+        for query in [
+            q.clone(),
+            format!("{q}&status=active"),
+            format!("{q}&name=e"),
+        ] {
+            let page = w.list(&query);
+            assert_eq!(page.total, 2, "{query}");
+            assert_eq!(
+                created_by(&page),
+                ["floris@example.com", "Floris@Example.com"],
+                "{query}: newest first, each as written"
+            );
+        }
+        assert_eq!(w.audit(&format!("user={}", percent(spelling))).len(), 2);
+    }
+    // ASCII only, as the contract says; whole ids only.
+    assert_eq!(w.list("created_by=%C3%A4RGER%40example.com").total, 0);
+    assert_eq!(w.list("created_by=%C3%84RGER%40EXAMPLE.COM").total, 1);
+    assert_eq!(w.list("created_by=floris").total, 0);
+    assert!(w.audit("user=ANN").iter().all(|e| e.user == "ann"));
+
+    // Sorting by owner ignores ASCII case too: one user's keys stay together.
+    let sorted = |order: &str| {
+        let page = w.list(&format!("sort=created_by&order={order}"));
+        let mut owners = created_by(&page);
+        owners.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
+        owners
+            .into_iter()
+            .map(|o| o.to_ascii_lowercase())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        sorted("asc"),
+        ["ann", "floris@example.com", "zed", "Ärger@example.com"]
+    );
+    assert_eq!(
+        sorted("desc"),
+        ["Ärger@example.com", "zed", "floris@example.com", "ann"]
+    );
+}
+
+#[test]
+fn a_removal_finds_the_users_keys_in_any_spelling_and_a_second_spelling_is_the_same_user() {
+    let w = World::new();
+    let upper = w.create("Floris@Example.com", "upper");
+    let lower = w.create("floris@example.com", "lower");
+    let other = w.create("florian@example.com", "other");
+    let response = w
+        .service()
+        .remove_user("floris@example.com", "msg_1", NOW + 10)
+        .unwrap();
+    assert_eq!(
+        serde_json::to_value(&response).unwrap(),
+        json!({"user_id": "floris@example.com", "revoked_keys": 2})
+    );
+    for k in [&upper, &lower] {
+        assert_err(w.verify(k), "revoked_key");
+        assert_eq!(w.get(&k.key.id).unwrap().status, KeyStatus::Revoked);
+        // The index entry keeps the key's own spelling of its owner.
+        let entry: IndexEntry = serde_json::from_slice(
+            &w.kv
+                .inner()
+                .get(&k.secret.hash().kv_key())
+                .unwrap()
+                .unwrap(),
+        )
+        .unwrap();
+        assert!(entry.revoked);
+        assert_eq!(entry.owner, k.key.created_by);
+    }
+    assert!(w.verify(&other).is_ok());
+    let revoked: Vec<String> = w
+        .audit("action=key.revoked")
+        .into_iter()
+        .map(|e| e.user)
+        .collect();
+    assert_eq!(revoked.len(), 2);
+    assert!(revoked.contains(&"Floris@Example.com".to_owned()));
+
+    // The same user removed again in another spelling: nothing more.
+    let entries = w.count("audit_log");
+    let again = w
+        .service()
+        .remove_user("FLORIS@EXAMPLE.COM", "msg_2", NOW + 20)
+        .unwrap();
+    assert_eq!(
+        (again.user_id.as_str(), again.revoked_keys),
+        ("FLORIS@EXAMPLE.COM", 0)
+    );
+    assert_eq!(w.count("audit_log"), entries);
+    assert_eq!(w.count("removed_users"), 1);
+    let removed = w.audit("action=user.removed");
+    assert_eq!(removed.len(), 1);
+    assert_eq!(removed[0].user, "floris@example.com", "as first removed");
+    assert_eq!(removed[0].details["revoked_keys"], 2);
+    // Its retry answers as before.
+    assert_eq!(
+        w.service()
+            .remove_user("FLORIS@EXAMPLE.COM", "msg_2", NOW + 30)
+            .unwrap(),
+        again
+    );
+}
+
+#[test]
+fn a_user_removed_in_one_spelling_cannot_act_in_another() {
+    let w = World::new();
+    let k = w.create("Floris@Example.com", "k");
+    w.service()
+        .remove_user("floris@example.com", "msg_1", NOW)
+        .unwrap();
+    let s = w.service();
+    for spelling in ["FLORIS@example.com", "Floris@Example.com"] {
+        for acting in [
+            ActingUser::named_by_portal(spelling),
+            ActingUser::signed_in(spelling),
+        ] {
+            assert_err(s.create_key(&acting, new_key("new"), NOW), "user_removed");
+            assert_err(s.get_key(&acting, &k.key.id, NOW), "user_removed");
+            assert_err(
+                s.list_keys(&acting, &ListQuery::default(), NOW),
+                "user_removed",
+            );
+            assert_err(s.delete_key(&acting, &k.key.id, NOW), "user_removed");
+            assert_err(
+                s.list_audit(&acting, &AuditQuery::default()),
+                "user_removed",
+            );
+        }
+    }
+    assert_eq!(w.count("api_keys"), 1);
+    assert!(w.get(&k.key.id).is_ok());
+}
+
+#[test]
+fn a_create_racing_the_removal_of_its_user_in_another_spelling_inserts_nothing() {
+    let w = World::new();
+    w.service().migrate().unwrap();
+    // The removal commits between the create's `authorize` and its insert.
+    let both = Interleave {
+        world: &w,
+        matches: Box::new(|call| call.contains("INSERT INTO api_keys")),
+        remaining: RefCell::new(1),
+        hook: RefCell::new(Some(Box::new(|| {
+            w.service()
+                .remove_user("FLORIS@EXAMPLE.COM", "msg_1", NOW)
+                .unwrap();
+        }))),
+    };
+    let result =
+        KeyService::new(&both, &both).create_key(&user("floris@example.com"), new_key("k"), NOW);
+    assert_err(result, "user_removed");
+    assert!(both.hook.borrow().is_none(), "the removal ran");
+    assert_eq!(w.count("api_keys"), 0);
+    assert!(w.kv.inner().keys().is_empty());
+    assert_eq!(w.actions(), ["user.removed"]);
+}
+
+// ---- How the actor signed in (schema v9) ----------------------------------------
+
+#[test]
+fn management_entries_record_how_the_actor_signed_in() {
+    let w = World::new();
+    for (acting, auth) in [
+        (
+            ActingUser::named_by_portal("portal@example.com"),
+            "admin_token",
+        ),
+        (ActingUser::signed_in("sso@example.com"), "oidc"),
+    ] {
+        let k = w
+            .service()
+            .create_key(&acting, new_key(&format!("by-{auth}")), NOW)
+            .unwrap();
+        w.verify(&k).unwrap();
+        w.service().delete_key(&acting, &k.key.id, NOW + 1).unwrap();
+        let entries = w.audit(&format!("key_id={}", k.key.id));
+        let by_action = |action: &str| {
+            let found: Vec<&AuditEntry> = entries.iter().filter(|e| e.action == action).collect();
+            assert_eq!(found.len(), 1, "{auth}: {action}");
+            found[0].clone()
+        };
+        let created = by_action("key.created");
+        assert_eq!(created.user, acting.as_str());
+        assert_eq!(created.details, json!({"auth": auth}));
+        let deleted = by_action("key.deleted");
+        assert_eq!(deleted.user, acting.as_str());
+        assert_eq!(deleted.details, json!({"auth": auth}));
+        // Verify is no management call: its entry is as before.
+        assert!(by_action("key.used").details.get("auth").is_none());
+    }
+    // Nor is the identity system's removal.
+    w.create("leaver", "k");
+    w.service().remove_user("leaver", "msg_1", NOW).unwrap();
+    for entry in w.audit("user=leaver") {
+        let expected = entry.action == "key.created";
+        assert_eq!(entry.details.get("auth").is_some(), expected, "{entry:?}");
+    }
+}
+
+/// A database as keygate at schema 8 left it: keys (one used, one revoked
+/// with its owner removed, one deleted), entries of every kind.
+fn version_8_world() -> World {
+    let w = World::new();
+    schema::migrate_to(w.sql.inner(), 8).unwrap();
+    let v8 = w.sql.inner();
+    for (id, owner) in [
+        ("key_oldA000000000000000000", "Floris@Example.com"),
+        ("key_oldB000000000000000000", "ann"),
+        ("key_oldC000000000000000000", "Leaver@example.com"),
+        ("key_oldD000000000000000000", "ann"),
+    ] {
+        v8.execute(
+            "INSERT INTO api_keys (id, name, name_folded, description, key_hash, hint, \
+             created_by, created_at, expires_at) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? \
+             WHERE NOT EXISTS (SELECT 1 FROM removed_users WHERE user_id = ?) RETURNING id",
+            &[
+                SqlValue::text(id),
+                SqlValue::text(id),
+                SqlValue::text(id),
+                SqlValue::Null,
+                SqlValue::text(format!("hash-{id}")),
+                SqlValue::text("kg_…abcd"),
+                SqlValue::text(owner),
+                SqlValue::Integer(NOW - 100),
+                SqlValue::Null,
+                SqlValue::text(owner),
+            ],
+        )
+        .unwrap();
+    }
+    v8.execute(
+        INSERT_KEY_USED,
+        &[
+            SqlValue::Integer(NOW - 50),
+            SqlValue::text("Floris@Example.com"),
+            SqlValue::text("key.used"),
+            SqlValue::text("key_oldA000000000000000000"),
+            SqlValue::text("key_oldA000000000000000000"),
+            SqlValue::text(r#"{"method":"GET","path":"/","source_ip":null}"#),
+            SqlValue::text("key_oldA000000000000000000"),
+        ],
+    )
+    .unwrap();
+    v8.execute(
+        "INSERT INTO key_deletions (at, deleted_by, key_id, key_name) \
+         SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM api_keys WHERE id = ?) RETURNING id",
+        &[
+            SqlValue::Integer(NOW - 40),
+            SqlValue::text("ann"),
+            SqlValue::text("key_oldD000000000000000000"),
+            SqlValue::text("key_oldD000000000000000000"),
+            SqlValue::text("key_oldD000000000000000000"),
+        ],
+    )
+    .unwrap();
+    for statement in [
+        "INSERT INTO removed_users (user_id, removed_at, webhook_id) \
+         VALUES ('Leaver@example.com', 1795712370, 'msg_old')",
+        "UPDATE api_keys SET revoked_at = 1795712370, revoked_reason = 'owner_removed' \
+         WHERE id = 'key_oldC000000000000000000'",
+        "INSERT INTO audit_log (at, user, action, key_id, key_name, details) VALUES \
+         (1795712370, 'Leaver@example.com', 'user.removed', NULL, NULL, \
+         '{\"webhook_id\":\"msg_old\",\"revoked_keys\":1}')",
+    ] {
+        v8.execute(statement, &[]).unwrap();
+    }
+    w
+}
+
+fn dump(sql: &dyn Sql, query: &str) -> Vec<Vec<SqlValue>> {
+    sql.execute(query, &[]).unwrap().rows
+}
+
+#[test]
+fn a_version_8_database_keeps_every_key_and_entry_through_the_upgrade() {
+    let w = version_8_world();
+    let audit = "SELECT id, at, user, action, key_id, key_name, details FROM audit_log ORDER BY id";
+    let keys = format!("SELECT {KEY_COLUMNS}, name_folded, key_hash FROM api_keys ORDER BY id");
+    let others = [
+        "SELECT * FROM key_counts ORDER BY created_by",
+        "SELECT * FROM removed_users ORDER BY user_id",
+        "SELECT id, at, deleted_by, key_id, key_name FROM key_deletions ORDER BY id",
+    ];
+    let before_audit = dump(w.sql.inner(), audit);
+    let before_keys = dump(w.sql.inner(), &keys);
+    let before_others: Vec<_> = others.iter().map(|q| dump(w.sql.inner(), q)).collect();
+    assert_eq!(before_audit.len(), 8);
+    assert!(
+        before_audit
+            .iter()
+            .filter(
+                |e| matches!(&e[3], SqlValue::Text(a) if a == "key.created" || a == "key.deleted")
+            )
+            .all(|e| e[6] == SqlValue::text("{}"))
+    );
+
+    // The first call of this version migrates.
+    assert_eq!(w.list("").total, 3);
+    assert_eq!(
+        schema::user_version(w.sql.inner()).unwrap(),
+        schema::SCHEMA_VERSION
+    );
+    assert_eq!(
+        dump(w.sql.inner(), audit),
+        before_audit,
+        "old entries unchanged"
+    );
+    assert_eq!(dump(w.sql.inner(), &keys), before_keys);
+    for (query, before) in others.iter().zip(&before_others) {
+        assert_eq!(&dump(w.sql.inner(), query), before, "{query}");
+    }
+    assert_eq!(
+        dump(
+            w.sql.inner(),
+            "SELECT count(*) FROM api_keys WHERE created_via IS NOT NULL"
+        ),
+        [[SqlValue::Integer(0)]]
+    );
+
+    // Old keys and entries answer the case-insensitive filters.
+    assert_eq!(w.list("created_by=floris%40example.com").total, 1);
+    assert_eq!(w.list("created_by=ANN&status=active").total, 1);
+    assert_eq!(w.audit("user=FLORIS%40EXAMPLE.COM").len(), 2);
+    assert_eq!(
+        w.audit("user=leaver%40EXAMPLE.com&action=user.removed")
+            .len(),
+        1
+    );
+    // The user removed at v8 cannot act in any spelling, nor be removed twice.
+    assert_err(
+        w.service()
+            .create_key(&user("leaver@example.com"), new_key("again"), NOW),
+        "user_removed",
+    );
+    let again = w
+        .service()
+        .remove_user("LEAVER@example.com", "msg_new", NOW)
+        .unwrap();
+    assert_eq!(again.revoked_keys, 0);
+    assert_eq!(w.audit("action=user.removed").len(), 1);
+
+    // New entries say how the actor signed in; an old key deleted now too.
+    let fresh = w
+        .service()
+        .create_key(
+            &ActingUser::signed_in("FLORIS@example.com"),
+            new_key("new"),
+            NOW,
+        )
+        .unwrap();
+    w.service()
+        .delete_key(&user("ann"), "key_oldB000000000000000000", NOW)
+        .unwrap();
+    assert_eq!(
+        w.audit(&format!("key_id={}", fresh.key.id))[0].details,
+        json!({"auth": "oidc"})
+    );
+    assert_eq!(
+        w.audit("key_id=key_oldB000000000000000000&action=key.deleted")[0].details,
+        json!({"auth": "admin_token"})
+    );
+    assert_eq!(w.list("created_by=floris%40example.com").total, 2);
+    assert_eq!(dump(w.sql.inner(), audit)[..8], before_audit[..]);
+}
+
+/// An instance still at v8 during a rolling upgrade writes no sign-in: its
+/// creations and deletions are audited once, with `{}`.
+#[test]
+fn creations_and_deletions_of_an_instance_still_at_version_8_are_audited_once_as_before() {
+    let w = version_8_world();
+    w.service().migrate().unwrap();
+    let v8 = w.sql.inner();
+    v8.execute(
+        "INSERT INTO api_keys (id, name, name_folded, description, key_hash, hint, \
+         created_by, created_at, expires_at) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? \
+         WHERE NOT EXISTS (SELECT 1 FROM removed_users WHERE user_id = ?) RETURNING id",
+        &[
+            SqlValue::text("key_oldE000000000000000000"),
+            SqlValue::text("e"),
+            SqlValue::text("e"),
+            SqlValue::Null,
+            SqlValue::text("hash-e"),
+            SqlValue::text("kg_…abcd"),
+            SqlValue::text("ann"),
+            SqlValue::Integer(NOW),
+            SqlValue::Null,
+            SqlValue::text("ann"),
+        ],
+    )
+    .unwrap();
+    v8.execute(
+        "INSERT INTO key_deletions (at, deleted_by, key_id, key_name) \
+         SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM api_keys WHERE id = ?) RETURNING id",
+        &[
+            SqlValue::Integer(NOW),
+            SqlValue::text("ann"),
+            SqlValue::text("key_oldE000000000000000000"),
+            SqlValue::text("e"),
+            SqlValue::text("key_oldE000000000000000000"),
+        ],
+    )
+    .unwrap();
+    let entries = w.audit("key_id=key_oldE000000000000000000");
+    let summary: Vec<(&str, &serde_json::Value)> = entries
+        .iter()
+        .map(|e| (e.action.as_str(), &e.details))
+        .collect();
+    assert_eq!(
+        summary,
+        [("key.deleted", &json!({})), ("key.created", &json!({}))]
+    );
+    assert_err(w.get("key_oldE000000000000000000"), "key_not_found");
 }
