@@ -6,6 +6,6 @@
 black_box_targets=()
 for t in api_keys_create api_keys_list api_keys_get_delete api_audit api_verify api_webhook \
   api_auth api_conventions api_openapi api_robustness app_health reliability_concurrency \
-  reliability_secrets; do
+  reliability_secrets api_users api_oidc; do
   black_box_targets+=(--test "$t")
 done

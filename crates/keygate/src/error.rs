@@ -441,8 +441,15 @@ mod tests {
             .headers,
             vec![("allow", "GET, DELETE".to_owned())]
         );
+        // A refused JWT challenges like a refused API key (RFC 6750 3.1).
+        assert_eq!(
+            Error::InvalidToken("the token has expired (`exp`)".into())
+                .to_problem()
+                .headers,
+            vec![("www-authenticate", r#"Bearer error="invalid_token""#.to_owned())]
+        );
         for (error, code, _) in all() {
-            if !["unauthenticated", "method_not_allowed"].contains(&code)
+            if !["unauthenticated", "method_not_allowed", "invalid_token"].contains(&code)
                 && !error.is_key_rejection()
             {
                 assert!(error.to_problem().headers.is_empty(), "{code}");
