@@ -77,6 +77,7 @@ pub mod error;
 pub mod key;
 pub mod model;
 pub mod oidc;
+pub mod okta;
 pub mod retry;
 pub mod schema;
 pub mod service;
