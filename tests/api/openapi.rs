@@ -68,6 +68,20 @@ fn every_documented_answer_can_be_seen_and_nothing_else_is() {
     let verify = "/api/verify".to_owned();
     let webhook = "/webhooks/user-removed".to_owned();
     let event = user_removed_event(BOB).to_string();
+    // The Okta hook is on only with okta_hook_secret; `app` has it off (404).
+    let okta =
+        App::start_with(|c| c.env("SPIN_VARIABLE_OKTA_HOOK_SECRET", "okta-hook-tour-secret"));
+    let okta_hook = "/webhooks/okta".to_owned();
+    let okta_body = json!({"eventType": "com.okta.event_hook", "data": {"events": [
+        {"uuid": "tour-1", "eventType": "user.lifecycle.deactivate",
+         "target": [{"type": "User", "alternateId": BOB}]}
+    ]}})
+    .to_string();
+    fn okta_post<'a>(app: &'a App, body: &str) -> keygate_tests::api::Call<'a> {
+        app.call("POST", "/webhooks/okta")
+            .header("authorization", "okta-hook-tour-secret")
+            .body("application/json", body.to_owned())
+    }
 
     let mut tour: Vec<(&str, String, Reply)> = vec![
         // POST /api/keys
@@ -221,6 +235,57 @@ fn every_documented_answer_can_be_seen_and_nothing_else_is() {
                     event.as_bytes(),
                 ))
                 .body("text/plain", event.clone())
+                .send(),
+        ),
+        // GET /webhooks/okta
+        (
+            "GET",
+            okta_hook.clone(),
+            okta.call("GET", &okta_hook)
+                .header("x-okta-verification-challenge", "tour")
+                .send(),
+        ),
+        (
+            "GET",
+            okta_hook.clone(),
+            okta.call("GET", &okta_hook).send(),
+        ),
+        (
+            "GET",
+            okta_hook.clone(),
+            app.call("GET", &okta_hook)
+                .header("x-okta-verification-challenge", "tour")
+                .send(),
+        ),
+        // POST /webhooks/okta
+        (
+            "POST",
+            okta_hook.clone(),
+            okta_post(&okta, &okta_body).send(),
+        ),
+        ("POST", okta_hook.clone(), okta_post(&okta, "{").send()),
+        (
+            "POST",
+            okta_hook.clone(),
+            okta_post(&okta, &okta_body)
+                .without_header("authorization")
+                .send(),
+        ),
+        (
+            "POST",
+            okta_hook.clone(),
+            okta_post(&app, &okta_body).send(),
+        ),
+        (
+            "POST",
+            okta_hook.clone(),
+            okta_post(&okta, &" ".repeat(70_000)).send(),
+        ),
+        (
+            "POST",
+            okta_hook.clone(),
+            okta_post(&okta, &okta_body)
+                .header("content-type", "text/plain")
                 .send(),
         ),
         // Operations
