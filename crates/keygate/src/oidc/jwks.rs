@@ -12,6 +12,10 @@
 //!   to [`STALE_LIMIT_SECONDS`] (a provider outage must not lock everyone
 //!   out), trying again at most once per [`KID_REFETCH_SECONDS`]; with no
 //!   copy at all, management calls answer `503 identity_provider_unavailable`.
+//!
+//! The same rules serve the Shared Signals receiver ([`crate::ssf`]): a
+//! [`KeySource`] says which issuer, which discovery document and which cache
+//! entry; the functions taking an [`OidcConfig`] are the OIDC sign-in's.
 
 use jsonwebtoken::jwk::Jwk;
 use serde::{Deserialize, Serialize};
@@ -64,24 +68,112 @@ impl CachedJwks {
     }
 }
 
+/// How an issuer's discovery document is found from its identifier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiscoveryPath {
+    /// OpenID Connect Discovery 1.0, 4: `<issuer>/.well-known/openid-configuration`.
+    OpenIdConfiguration,
+    /// OpenID Shared Signals Framework 1.0, "Transmitter Configuration
+    /// Request" (as RFC 8414): `/.well-known/ssf-configuration` inserted
+    /// between the issuer's host and its path, if it has one
+    /// (`https://tr.example.com/issuer1` →
+    /// `https://tr.example.com/.well-known/ssf-configuration/issuer1`).
+    SsfConfiguration,
+}
+
+impl DiscoveryPath {
+    /// The discovery document's URL for `issuer` (any terminating `/` of
+    /// the issuer removed first).
+    pub fn url(self, issuer: &str) -> String {
+        let issuer = issuer.trim_end_matches('/');
+        match self {
+            DiscoveryPath::OpenIdConfiguration => {
+                format!("{issuer}/.well-known/openid-configuration")
+            }
+            DiscoveryPath::SsfConfiguration => {
+                let after_scheme = issuer.find("://").map_or(0, |i| i + 3);
+                let (origin, path) = match issuer[after_scheme..].find('/') {
+                    Some(i) => issuer.split_at(after_scheme + i),
+                    None => (issuer, ""),
+                };
+                format!("{origin}/.well-known/ssf-configuration{path}")
+            }
+        }
+    }
+}
+
+/// Whose keys: the issuer, how its discovery document is found, the
+/// key-value entry its copy is cached under, and the words its errors use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeySource<'a> {
+    pub issuer: &'a str,
+    pub discovery: DiscoveryPath,
+    /// The cache entry is `<cache_prefix><issuer>`.
+    pub cache_prefix: &'static str,
+    /// Who serves the keys, for error sentences: "identity provider".
+    pub party: &'static str,
+    /// What the discovery document is called there: "discovery document".
+    pub document: &'static str,
+    /// The variable that names the issuer: "oidc_issuer".
+    pub issuer_variable: &'static str,
+}
+
+impl<'a> KeySource<'a> {
+    /// The OIDC sign-in's identity provider.
+    pub fn oidc(issuer: &'a str) -> Self {
+        Self {
+            issuer,
+            discovery: DiscoveryPath::OpenIdConfiguration,
+            cache_prefix: "oidc:jwks:",
+            party: "identity provider",
+            document: "discovery document",
+            issuer_variable: "oidc_issuer",
+        }
+    }
+
+    pub fn cache_key(&self) -> String {
+        format!("{}{}", self.cache_prefix, self.issuer)
+    }
+}
+
+impl OidcConfig {
+    /// Where this configuration's keys come from.
+    pub fn key_source(&self) -> KeySource<'_> {
+        KeySource::oidc(&self.issuer)
+    }
+}
+
+/// The OIDC key set's cache entry.
 pub fn cache_key(issuer: &str) -> String {
-    format!("oidc:jwks:{issuer}")
+    KeySource::oidc(issuer).cache_key()
 }
 
 /// The cached copy, if readable and for this issuer. A damaged entry is
 /// treated as none (it is fetched again and overwritten).
 pub fn read_cache(kv: &dyn KeyValue, config: &OidcConfig) -> Result<Option<CachedJwks>, Error> {
-    let Some(bytes) = kv.get(&cache_key(&config.issuer))? else {
+    read_cache_from(kv, &config.key_source())
+}
+
+/// [`read_cache`] for any [`KeySource`].
+pub fn read_cache_from(
+    kv: &dyn KeyValue,
+    source: &KeySource<'_>,
+) -> Result<Option<CachedJwks>, Error> {
+    let Some(bytes) = kv.get(&source.cache_key())? else {
         return Ok(None);
     };
     Ok(serde_json::from_slice::<CachedJwks>(&bytes)
         .ok()
-        .filter(|c| c.issuer == config.issuer))
+        .filter(|c| c.issuer == source.issuer))
 }
 
-fn write_cache(kv: &dyn KeyValue, cached: &CachedJwks) -> Result<(), Error> {
+fn write_cache(
+    kv: &dyn KeyValue,
+    source: &KeySource<'_>,
+    cached: &CachedJwks,
+) -> Result<(), Error> {
     let bytes = serde_json::to_vec(cached).expect("a key set serialises");
-    Ok(kv.set(&cache_key(&cached.issuer), &bytes)?)
+    Ok(kv.set(&source.cache_key(), &bytes)?)
 }
 
 /// The key for a token's `kid` and algorithm, fetching the key set as the
@@ -94,7 +186,21 @@ pub async fn key_for(
     alg: jsonwebtoken::Algorithm,
     now: i64,
 ) -> Result<Option<Jwk>, Error> {
-    let cached = read_cache(kv, config)?;
+    key_from(kv, http, &config.key_source(), kid, alg, now).await
+}
+
+/// [`key_for`] for any [`KeySource`]. With nothing usable cached and the
+/// keys out of reach: [`Error::IdentityProviderUnavailable`], whose detail
+/// names the source's party.
+pub async fn key_from(
+    kv: &dyn KeyValue,
+    http: &impl HttpGet,
+    source: &KeySource<'_>,
+    kid: Option<&str>,
+    alg: jsonwebtoken::Algorithm,
+    now: i64,
+) -> Result<Option<Jwk>, Error> {
+    let cached = read_cache_from(kv, source)?;
     // Only fetches for an unknown `kid` or after a failure count: the regular
     // fetch must not delay picking up a key the provider just rotated in.
     let may_refetch = |c: &CachedJwks| now - c.refetched_at >= KID_REFETCH_SECONDS;
@@ -106,15 +212,16 @@ pub async fn key_for(
             if !may_refetch(&c) {
                 return Ok(None);
             }
-            match fetch(http, config, now).await {
+            match fetch_from(http, source, now).await {
                 Ok(mut fresh) => {
                     fresh.refetched_at = now;
-                    write_cache(kv, &fresh)?;
+                    write_cache(kv, source, &fresh)?;
                     Ok(fresh.find(kid, alg))
                 }
                 Err(_) => {
                     write_cache(
                         kv,
+                        source,
                         &CachedJwks {
                             refetched_at: now,
                             ..c
@@ -129,9 +236,9 @@ pub async fn key_for(
             if let Some(c) = usable.as_ref().filter(|c| !may_refetch(c)) {
                 return Ok(c.find(kid, alg));
             }
-            match fetch(http, config, now).await {
+            match fetch_from(http, source, now).await {
                 Ok(fresh) => {
-                    write_cache(kv, &fresh)?;
+                    write_cache(kv, source, &fresh)?;
                     Ok(fresh.find(kid, alg))
                 }
                 Err(e) => match usable {
@@ -139,6 +246,7 @@ pub async fn key_for(
                         let key = c.find(kid, alg);
                         write_cache(
                             kv,
+                            source,
                             &CachedJwks {
                                 refetched_at: now,
                                 ..c
@@ -171,32 +279,48 @@ pub async fn fetch(
     config: &OidcConfig,
     now: i64,
 ) -> Result<CachedJwks, String> {
-    let discovery_url = format!(
-        "{}/.well-known/openid-configuration",
-        config.issuer.trim_end_matches('/')
-    );
-    let body = http.get(&discovery_url).await.map_err(|e| {
-        format!("the identity provider's discovery document could not be fetched ({e})")
+    fetch_from(http, &config.key_source(), now).await
+}
+
+/// [`fetch`] for any [`KeySource`].
+pub async fn fetch_from(
+    http: &impl HttpGet,
+    source: &KeySource<'_>,
+    now: i64,
+) -> Result<CachedJwks, String> {
+    let KeySource {
+        issuer,
+        party,
+        document,
+        issuer_variable,
+        ..
+    } = *source;
+    let discovery_url = source.discovery.url(issuer);
+    let body = http
+        .get(&discovery_url)
+        .await
+        .map_err(|e| format!("the {party}'s {document} could not be fetched ({e})"))?;
+    let discovery: Discovery = serde_json::from_slice(&body).map_err(|_| {
+        format!("the {party}'s {document} is not valid JSON with `issuer` and `jwks_uri`")
     })?;
-    let discovery: Discovery = serde_json::from_slice(&body)
-        .map_err(|_| "the identity provider's discovery document is not valid JSON with `issuer` and `jwks_uri`".to_owned())?;
-    // OpenID Connect Discovery 1.0, 4.3: the document must name the issuer
-    // it was fetched for, or its keys are someone else's.
-    if discovery.issuer != config.issuer {
+    // OpenID Connect Discovery 1.0, 4.3 (and SSF 1.0 likewise): the
+    // document must name the issuer it was fetched for, or its keys are
+    // someone else's.
+    if discovery.issuer != issuer {
         return Err(format!(
-            "the discovery document names the issuer {:?}, not oidc_issuer",
+            "the {document} names the issuer {:?}, not {issuer_variable}",
             discovery.issuer
         ));
     }
     if !super::is_allowed_url(&discovery.jwks_uri) {
-        return Err("the discovery document's jwks_uri is not https".to_owned());
+        return Err(format!("the {document}'s jwks_uri is not https"));
     }
     let body = http
         .get(&discovery.jwks_uri)
         .await
-        .map_err(|e| format!("the identity provider's JWKS could not be fetched ({e})"))?;
+        .map_err(|e| format!("the {party}'s JWKS could not be fetched ({e})"))?;
     let set: KeySet = serde_json::from_slice(&body)
-        .map_err(|_| "the identity provider's JWKS is not a JSON key set".to_owned())?;
+        .map_err(|_| format!("the {party}'s JWKS is not a JSON key set"))?;
     // Keys keygate cannot use (another `kty`, encryption keys) are dropped
     // here rather than failing the whole set.
     let keys = set
@@ -205,7 +329,7 @@ pub async fn fetch(
         .filter(|k| serde_json::from_value::<Jwk>(k.clone()).is_ok())
         .collect();
     Ok(CachedJwks {
-        issuer: config.issuer.clone(),
+        issuer: issuer.to_owned(),
         jwks_uri: discovery.jwks_uri,
         fetched_at: now,
         refetched_at: 0,

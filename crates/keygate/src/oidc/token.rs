@@ -36,6 +36,71 @@ const ALLOWED: &[(&str, Algorithm)] = &[
 pub struct TokenHeader {
     pub alg: Algorithm,
     pub kid: Option<String>,
+    /// The explicit type (RFC 8725 3.11), when it is a string; checked by
+    /// the Shared Signals receiver (`secevent+jwt`), not by sign-in.
+    pub typ: Option<String>,
+}
+
+/// Why a header was refused ([`parse_header`]), for callers that answer
+/// each reason differently (RFC 8935's error codes); [`read_header`] turns
+/// it into `invalid_token` with [`HeaderError::detail`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HeaderError {
+    /// Not three dot-separated parts.
+    NotJwt,
+    /// An empty payload or signature.
+    NotSigned,
+    HeaderNotJson,
+    /// `crit` is present (no extension is understood).
+    Critical,
+    /// `none`, HS* or anything else off the asymmetric allow-list.
+    AlgorithmNotAllowed(String),
+    KidNotString,
+}
+
+impl HeaderError {
+    pub fn detail(&self) -> String {
+        match self {
+            HeaderError::NotJwt => "the token is not a JWT (header.payload.signature)".into(),
+            HeaderError::NotSigned => "the token is not a signed JWT".into(),
+            HeaderError::HeaderNotJson => "the token's header is not base64url-encoded JSON".into(),
+            HeaderError::Critical => {
+                "the token's header has critical extensions keygate does not support".into()
+            }
+            HeaderError::AlgorithmNotAllowed(alg) => format!(
+                "the token's algorithm {alg:?} is not allowed (asymmetric signatures only: RS*, PS*, ES256, ES384, EdDSA)"
+            ),
+            HeaderError::KidNotString => "the token's `kid` is not a string".into(),
+        }
+    }
+}
+
+/// Why a signature check failed ([`check_signature`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignatureError {
+    /// The key named by `kid` is not for this algorithm (type, curve, use
+    /// or its own `alg`).
+    KeyUnsuitable,
+    /// The JWK could not be turned into a verification key.
+    KeyUnusable,
+    /// The signature does not verify with the key.
+    BadSignature,
+    /// Anything else `jsonwebtoken` refused (a payload that is not a JSON
+    /// object, a header it cannot read).
+    Undecodable,
+}
+
+impl SignatureError {
+    pub fn detail(self) -> &'static str {
+        match self {
+            SignatureError::KeyUnsuitable => {
+                "the token's algorithm does not suit the key its `kid` names"
+            }
+            SignatureError::KeyUnusable => "the issuer's key for this `kid` is unusable",
+            SignatureError::BadSignature => "the token's signature does not verify",
+            SignatureError::Undecodable => "the token could not be decoded",
+        }
+    }
 }
 
 fn invalid(detail: impl Into<String>) -> Error {
@@ -52,32 +117,45 @@ pub fn looks_like_jwt(credentials: &str) -> bool {
 /// Reads the header: the algorithm must be on the allow-list, and a `crit`
 /// extension keygate does not know makes the token unusable (RFC 7515 4.1.11).
 pub fn read_header(token: &str) -> Result<TokenHeader, Error> {
+    parse_header(token).map_err(|e| invalid(e.detail()))
+}
+
+/// [`read_header`] with the reason as a [`HeaderError`].
+pub fn parse_header(token: &str) -> Result<TokenHeader, HeaderError> {
     let parts: Vec<&str> = token.split('.').collect();
     let [header, payload, signature] = parts.as_slice() else {
-        return Err(invalid("the token is not a JWT (header.payload.signature)"));
+        return Err(HeaderError::NotJwt);
     };
     if payload.is_empty() || signature.is_empty() {
-        return Err(invalid("the token is not a signed JWT"));
+        return Err(HeaderError::NotSigned);
     }
-    let header: Map<String, Value> = decode_part(header)
-        .ok_or_else(|| invalid("the token's header is not base64url-encoded JSON"))?;
+    let header: Map<String, Value> = decode_part(header).ok_or(HeaderError::HeaderNotJson)?;
     if header.contains_key("crit") {
-        return Err(invalid(
-            "the token's header has critical extensions keygate does not support",
-        ));
+        return Err(HeaderError::Critical);
     }
     let alg = header.get("alg").and_then(Value::as_str).unwrap_or("");
     let Some((_, alg)) = ALLOWED.iter().find(|(name, _)| *name == alg) else {
-        return Err(invalid(format!(
-            "the token's algorithm {alg:?} is not allowed (asymmetric signatures only: RS*, PS*, ES256, ES384, EdDSA)"
-        )));
+        return Err(HeaderError::AlgorithmNotAllowed(alg.to_owned()));
     };
     let kid = match header.get("kid") {
         None => None,
         Some(Value::String(kid)) => Some(kid.clone()),
-        Some(_) => return Err(invalid("the token's `kid` is not a string")),
+        Some(_) => return Err(HeaderError::KidNotString),
     };
-    Ok(TokenHeader { alg: *alg, kid })
+    let typ = header.get("typ").and_then(Value::as_str).map(str::to_owned);
+    Ok(TokenHeader {
+        alg: *alg,
+        kid,
+        typ,
+    })
+}
+
+/// The payload of a token with a JWT's shape, as a JSON object, *before*
+/// its signature is checked: for choosing how to refuse a token early
+/// (an issuer that is not the configured one needs no key), never for
+/// acting on. `None` when it is not base64url-encoded JSON object.
+pub fn unverified_claims(token: &str) -> Option<Map<String, Value>> {
+    decode_part(token.split('.').nth(1)?)
 }
 
 fn decode_part<T: serde::de::DeserializeOwned>(part: &str) -> Option<T> {
@@ -142,30 +220,35 @@ pub fn verify(
     config: &OidcConfig,
     now: i64,
 ) -> Result<Map<String, Value>, Error> {
+    let claims = check_signature(token, header, jwk).map_err(|e| invalid(e.detail()))?;
+    check_claims(&claims, config, now)?;
+    Ok(claims)
+}
+
+/// The signature by `jwk` alone (the key must suit the header's algorithm);
+/// no claim is checked. Returns the claims, now authentic.
+pub fn check_signature(
+    token: &str,
+    header: &TokenHeader,
+    jwk: &Jwk,
+) -> Result<Map<String, Value>, SignatureError> {
     if !key_suits(jwk, header.alg) {
-        return Err(invalid(
-            "the token's algorithm does not suit the key its `kid` names",
-        ));
+        return Err(SignatureError::KeyUnsuitable);
     }
-    let key = DecodingKey::from_jwk(jwk)
-        .map_err(|_| invalid("the issuer's key for this `kid` is unusable"))?;
+    let key = DecodingKey::from_jwk(jwk).map_err(|_| SignatureError::KeyUnusable)?;
     // jsonwebtoken checks the signature and that the algorithm suits the
-    // key's family; the claims are checked below, against `now`.
+    // key's family; the claims are the caller's to check, against its clock.
     let mut validation = Validation::new(header.alg);
     validation.validate_exp = false;
     validation.validate_nbf = false;
     validation.validate_aud = false;
     validation.required_spec_claims.clear();
-    let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation)
+    jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation)
+        .map(|data| data.claims)
         .map_err(|e| match e.kind() {
-            jsonwebtoken::errors::ErrorKind::InvalidSignature => {
-                invalid("the token's signature does not verify")
-            }
-            _ => invalid("the token could not be decoded"),
-        })?
-        .claims;
-    check_claims(&claims, config, now)?;
-    Ok(claims)
+            jsonwebtoken::errors::ErrorKind::InvalidSignature => SignatureError::BadSignature,
+            _ => SignatureError::Undecodable,
+        })
 }
 
 /// `iss`, `aud`, times and the user claim; the token itself is never echoed.
