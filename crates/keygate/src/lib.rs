@@ -81,6 +81,7 @@ pub mod okta;
 pub mod retry;
 pub mod schema;
 pub mod service;
+pub mod ssf;
 pub mod store;
 pub mod timestamp;
 pub mod validate;
