@@ -3,6 +3,10 @@
 //! with those keys: for every refusal case the real provider
 //! (`oidc-provider`, in the browser tests) cannot be made to issue. Tests
 //! rotate its keys, take it down, and count the requests it served.
+//!
+//! The same server plays an OpenID Shared Signals transmitter: it also
+//! serves `/.well-known/ssf-configuration` (naming the same JWKS), and
+//! [`TestKey::sign_set`] signs Security Event Tokens.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -66,6 +70,15 @@ impl TestKey {
         header.kid = Some(self.kid().to_owned());
         jsonwebtoken::encode(&header, claims, &self.encoding_key()).expect("sign")
     }
+
+    /// `claims` signed with this key as a Security Event Token: its `kid`
+    /// and SSF 1.0's explicit type `secevent+jwt` in the header.
+    pub fn sign_set(self, claims: &Json) -> String {
+        let mut header = Header::new(self.algorithm());
+        header.kid = Some(self.kid().to_owned());
+        header.typ = Some("secevent+jwt".to_owned());
+        jsonwebtoken::encode(&header, claims, &self.encoding_key()).expect("sign")
+    }
 }
 
 pub fn unix_now() -> i64 {
@@ -80,6 +93,7 @@ struct State {
     keys: Mutex<Vec<Json>>,
     down: AtomicBool,
     discovery_requests: AtomicU32,
+    ssf_configuration_requests: AtomicU32,
     jwks_requests: AtomicU32,
 }
 
@@ -122,6 +136,11 @@ impl TestIdp {
 
     pub fn discovery_requests(&self) -> u32 {
         self.state.discovery_requests.load(Ordering::SeqCst)
+    }
+
+    /// Requests for `/.well-known/ssf-configuration` (as a transmitter).
+    pub fn ssf_configuration_requests(&self) -> u32 {
+        self.state.ssf_configuration_requests.load(Ordering::SeqCst)
     }
 
     /// Claims of a good token for `user` (as `email`), valid for an hour;
@@ -177,6 +196,20 @@ fn serve(mut stream: TcpStream, state: &State, issuer: &str) {
                     "response_types_supported": ["code"],
                     "subject_types_supported": ["public"],
                     "id_token_signing_alg_values_supported": ["RS256", "ES256"],
+                }),
+            )
+        }
+        "/.well-known/ssf-configuration" => {
+            state
+                .ssf_configuration_requests
+                .fetch_add(1, Ordering::SeqCst);
+            (
+                "200 OK",
+                json!({
+                    "spec_version": "1_0",
+                    "issuer": issuer,
+                    "jwks_uri": format!("{issuer}/jwks"),
+                    "delivery_methods_supported": ["urn:ietf:rfc:8935"],
                 }),
             )
         }
