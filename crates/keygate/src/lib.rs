@@ -80,6 +80,7 @@ pub mod oidc;
 pub mod okta;
 pub mod retry;
 pub mod schema;
+pub mod scim;
 pub mod service;
 pub mod ssf;
 pub mod store;

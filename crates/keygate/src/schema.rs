@@ -19,7 +19,7 @@
 use crate::retry::{self, Repeatable};
 use crate::store::{Sql, StoreError};
 
-pub const SCHEMA_VERSION: i64 = 9;
+pub const SCHEMA_VERSION: i64 = 10;
 
 /// Schema version 1. `name_folded` is the Unicode-lower-cased name, computed
 /// in Rust: SQLite's `lower()` folds ASCII only, which would let "Ärger" and
@@ -357,6 +357,49 @@ pub const V9: &[&str] = &[
     "DROP TRIGGER IF EXISTS audit_key_created_or_deleted_once_while_migrating",
 ];
 
+/// Schema version 10: SCIM provisioning (`crate::scim`). `scim_users` holds
+/// each User as the identity provider sent it (`attributes`, JSON), with
+/// `user_name` (the keygate user id, unique case-insensitively by its NOCASE
+/// index, which also serves the `userName eq` filter), `external_id` (the
+/// `externalId eq` filter), the version behind the ETag, and its times.
+/// A user set `active` again is readmitted by an insert into
+/// `user_reactivations`, whose trigger writes `user.reactivated` and deletes
+/// the `removed_users` row in the same statement, so the readmission and its
+/// entry happen together or not at all. Only new tables, indexes and a
+/// trigger on a new table: nothing an instance still at v9 reads or writes
+/// changes.
+pub const V10: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS scim_users (
+        id TEXT PRIMARY KEY NOT NULL,
+        user_name TEXT NOT NULL,
+        external_id TEXT,
+        attributes TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        modified_at INTEGER NOT NULL
+    )",
+    "CREATE UNIQUE INDEX IF NOT EXISTS scim_users_by_user_name
+        ON scim_users (user_name COLLATE NOCASE)",
+    "CREATE INDEX IF NOT EXISTS scim_users_by_external_id ON scim_users (external_id)",
+    // The list's order (oldest first, `id` breaking ties) from an index.
+    "CREATE INDEX IF NOT EXISTS scim_users_by_created_at ON scim_users (created_at, id)",
+    "CREATE TABLE IF NOT EXISTS user_reactivations (
+        id INTEGER PRIMARY KEY,
+        at INTEGER NOT NULL,
+        user_id TEXT NOT NULL,
+        scim_id TEXT NOT NULL
+    )",
+    "CREATE TRIGGER IF NOT EXISTS user_reactivation_readmits_and_is_audited
+        AFTER INSERT ON user_reactivations
+        BEGIN
+            INSERT INTO audit_log (at, user, action, key_id, key_name, details)
+            SELECT NEW.at, user_id, 'user.reactivated', NULL, NULL,
+                   json_object('scim_id', NEW.scim_id, 'removed_by', webhook_id)
+            FROM removed_users WHERE user_id COLLATE NOCASE = NEW.user_id;
+            DELETE FROM removed_users WHERE user_id COLLATE NOCASE = NEW.user_id;
+        END",
+];
+
 /// What verify's connection sets before it records a use: `synchronous =
 /// NORMAL`. In WAL mode a commit then appends to the log without an `fsync`;
 /// the log is synced at each checkpoint (SQLite's automatic one every 1,000
@@ -378,6 +421,7 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
     (7, V7),
     (8, V8),
     (9, V9),
+    (10, V10),
 ];
 
 pub fn user_version(sql: &dyn Sql) -> Result<i64, StoreError> {
@@ -500,6 +544,8 @@ mod tests {
                 "key_counts",
                 "key_deletions",
                 "removed_users",
+                "scim_users",
+                "user_reactivations",
                 "webhook_deliveries"
             ]
         );
@@ -522,6 +568,9 @@ mod tests {
                 "audit_user_removed_once",
                 "key_counts_by_owner_nocase",
                 "removed_users_by_user_nocase",
+                "scim_users_by_created_at",
+                "scim_users_by_external_id",
+                "scim_users_by_user_name",
             ]
         );
         let triggers = names(&sql, "trigger");
@@ -539,6 +588,7 @@ mod tests {
                 "key_counts_on_revocation",
                 "key_creation_is_audited_with_its_sign_in",
                 "key_deletion_removes_the_key_and_is_audited_with_its_sign_in",
+                "user_reactivation_readmits_and_is_audited",
             ]
         );
         migrate(&sql).unwrap();
@@ -800,7 +850,7 @@ mod tests {
                     &format!("second instance, after statement {i}"),
                 );
             }
-            migrate_from(&sql, 8).unwrap();
+            migrate_between(&sql, 8, 9).unwrap();
             assert_eq!(user_version(&sql).unwrap(), 9);
             write(&sql, true, "v9 recorded");
             // The first instance carries on where it was interrupted.
@@ -813,7 +863,7 @@ mod tests {
             let mut after = names(&sql, "trigger");
             after.sort();
             let fresh = SqliteSql::new();
-            migrate(&fresh).unwrap();
+            migrate_between(&fresh, 0, 9).unwrap();
             assert_eq!(after, names(&fresh, "trigger"), "after {interrupted_after}");
             assert_eq!(names(&sql, "index"), names(&fresh, "index"));
         }
