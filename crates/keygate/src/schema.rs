@@ -361,7 +361,9 @@ pub const V9: &[&str] = &[
 /// each User as the identity provider sent it (`attributes`, JSON), with
 /// `user_name` (the keygate user id, unique case-insensitively by its NOCASE
 /// index, which also serves the `userName eq` filter), `external_id` (the
-/// `externalId eq` filter), the version behind the ETag, and its times.
+/// `externalId eq` filter), the user ids it had before a rename
+/// (`former_user_names`, JSON: deprovisioning removes them too), the version
+/// behind the ETag, and its times.
 /// A user set `active` again is readmitted by an insert into
 /// `user_reactivations`, whose trigger writes `user.reactivated` and deletes
 /// the `removed_users` row in the same statement, so the readmission and its
@@ -374,6 +376,7 @@ pub const V10: &[&str] = &[
         user_name TEXT NOT NULL,
         external_id TEXT,
         attributes TEXT NOT NULL,
+        former_user_names TEXT NOT NULL DEFAULT '[]',
         version INTEGER NOT NULL,
         created_at INTEGER NOT NULL,
         modified_at INTEGER NOT NULL

@@ -115,13 +115,11 @@ const PHONE: &[Attribute] = &[
 pub const USER_ATTRIBUTES: &[Attribute] = &[
     Attribute {
         required: true,
-        // The keygate user id: keys are bound to it, so it cannot change.
-        mutability: "immutable",
         uniqueness: "server",
         ..string(
             "userName",
             "The keygate user id (1–200 printable characters), unique case-insensitively. \
-             Keys are bound to it, so it cannot be changed.",
+             After a rename, deprovisioning removes the former ids too.",
         )
     },
     Attribute {

@@ -17,9 +17,10 @@
 //!   delivery id `scim:<resource id>:<version the change creates>`; true
 //!   again readmits them (`user.reactivated`); see [`store::Users::settle`]
 //!   for exactly when, and for the order of writes.
-//! - **Choices**: `userName` cannot change (keys are bound to the user id;
-//!   a different one is `400 mutability`, another spelling of the same id is
-//!   taken); absent `active` counts as active; list filters are `eq` on
+//! - **Choices**: `userName` may change (Entra ID renames a user whose UPN
+//!   changed); the ids a resource had before stay recorded and are removed
+//!   with the current one on deprovisioning, since their keys are the same
+//!   person's; absent `active` counts as active; list filters are `eq` on
 //!   `userName` (case-insensitively), `externalId` or `id`; at most
 //!   [`discovery::MAX_RESULTS`] resources per page; unknown query parameters
 //!   are ignored (sortBy and sortOrder too: sorting is not supported).
@@ -439,8 +440,9 @@ fn create(users: &Users<'_>, req: &Request<'_>, now: i64) -> Result<Response, Sc
         created_at: now,
         modified_at: now,
         attributes,
+        former_user_names: Vec::new(),
     };
-    users.settle(&user.id, &user_name, user.active(), None, 1, now)?;
+    users.settle(&user.id, &user.user_names(), user.active(), None, 1, now)?;
     if !users.insert(&user)? {
         return Err(taken(&user_name));
     }
@@ -468,34 +470,55 @@ fn update(users: &Users<'_>, req: &Request<'_>, id: &str, now: i64) -> Result<Re
             None => check_user(&body)?,
         };
         let new_name = attributes["userName"].as_str().expect("checked");
+        let mut former_user_names = current.former_user_names.clone();
         if !new_name.eq_ignore_ascii_case(current.user_name()) {
-            return Err(ScimError::mutability(format!(
-                "userName is the keygate user id ({:?}) and cannot change; \
-                 deprovision this user and provision the new id",
-                current.user_name()
-            )));
-        }
-        let next = current.version + 1;
-        let settled = users.settle(
-            id,
-            current.user_name(),
-            store::active(&attributes),
-            Some(current.active()),
-            next,
-            now,
-        )?;
-        if attributes == current.attributes && !settled {
-            // Nothing to change: the same answer as before, no new version.
-            return Response::resource(200, &current, req);
+            // A rename (Entra ID sends one when a UPN changes): the new id
+            // must be free; the old one is kept, as its keys are this
+            // person's and go when the person is deprovisioned.
+            if users
+                .by_user_name(new_name)?
+                .is_some_and(|other| other.id != current.id)
+            {
+                return Err(taken(new_name));
+            }
+            former_user_names.retain(|n| !n.eq_ignore_ascii_case(new_name));
+            if !former_user_names
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case(current.user_name()))
+            {
+                former_user_names.push(current.user_name().to_owned());
+            }
         }
         let user = StoredUser {
             attributes,
-            version: next,
+            former_user_names,
+            version: current.version + 1,
             modified_at: now,
             ..current.clone()
         };
-        if users.update(&user, current.version)? {
-            return Response::resource(200, &user, req);
+        let settled = users.settle(
+            id,
+            &user.user_names(),
+            user.active(),
+            Some(current.active()),
+            user.version,
+            now,
+        )?;
+        if user.attributes == current.attributes
+            && user.former_user_names == current.former_user_names
+            && !settled
+        {
+            // Nothing to change: the same answer as before, no new version.
+            return Response::resource(200, &current, req);
+        }
+        match users.update(&user, current.version) {
+            Ok(true) => return Response::resource(200, &user, req),
+            Ok(false) => {}
+            // A rename racing another resource's create of the same id.
+            Err(e) if e.message().contains("UNIQUE constraint failed") => {
+                return Err(taken(user.user_name()));
+            }
+            Err(e) => return Err(e.into()),
         }
     }
     Err(ScimError::new(
@@ -511,7 +534,7 @@ fn delete(users: &Users<'_>, req: &Request<'_>, id: &str, now: i64) -> Result<Re
         check_if_match(req, &current)?;
         users.settle(
             id,
-            current.user_name(),
+            &current.user_names(),
             false,
             Some(current.active()),
             current.version + 1,

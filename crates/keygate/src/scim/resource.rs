@@ -154,6 +154,9 @@ pub fn boolean(value: &Value) -> Option<bool> {
 pub struct StoredUser {
     pub id: String,
     pub attributes: Map<String, Value>,
+    /// The user ids this resource had before a rename, oldest first: their
+    /// keys are the same person's, so deprovisioning removes them too.
+    pub former_user_names: Vec<String>,
     pub version: i64,
     pub created_at: i64,
     pub modified_at: i64,
@@ -174,6 +177,13 @@ impl StoredUser {
 
     pub fn etag(&self) -> String {
         etag(self.version)
+    }
+
+    /// Every user id of this person: the current one first, then the former.
+    pub fn user_names(&self) -> Vec<String> {
+        std::iter::once(self.user_name().to_owned())
+            .chain(self.former_user_names.iter().cloned())
+            .collect()
     }
 
     /// The User as SCIM shows it.

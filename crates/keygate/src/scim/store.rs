@@ -15,7 +15,7 @@ use crate::store::{KeyValue, Row, Rows, Sql, SqlValue, StoreError};
 /// Delivery ids of this channel: `scim:<resource id>:<version>`.
 pub const DELIVERY_PREFIX: &str = "scim:";
 
-const COLUMNS: &str = "id, attributes, version, created_at, modified_at";
+const COLUMNS: &str = "id, attributes, version, created_at, modified_at, former_user_names";
 
 #[derive(Clone, Copy)]
 pub struct Users<'a> {
@@ -102,14 +102,15 @@ impl<'a> Users<'a> {
     /// userName is taken.
     pub fn insert(&self, user: &StoredUser) -> Result<bool, StoreError> {
         let rows = self.exec(
-            "INSERT INTO scim_users (id, user_name, external_id, attributes, version, \
-             created_at, modified_at) VALUES (?, ?, ?, ?, ?, ?, ?) \
+            "INSERT INTO scim_users (id, user_name, external_id, attributes, former_user_names, \
+             version, created_at, modified_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT DO NOTHING RETURNING id",
             &[
                 SqlValue::text(&user.id),
                 SqlValue::text(user.user_name()),
                 SqlValue::opt_text(external_id(&user.attributes)),
                 SqlValue::text(Value::Object(user.attributes.clone()).to_string()),
+                SqlValue::text(former(user)),
                 SqlValue::Integer(user.version),
                 SqlValue::Integer(user.created_at),
                 SqlValue::Integer(user.modified_at),
@@ -121,12 +122,14 @@ impl<'a> Users<'a> {
     /// Writes `user` (its new version) if the row is still at `previous`.
     pub fn update(&self, user: &StoredUser, previous: i64) -> Result<bool, StoreError> {
         let rows = self.exec(
-            "UPDATE scim_users SET user_name = ?, external_id = ?, attributes = ?, version = ?, \
-             modified_at = ? WHERE id = ? AND version = ? RETURNING id",
+            "UPDATE scim_users SET user_name = ?, external_id = ?, attributes = ?, \
+             former_user_names = ?, version = ?, modified_at = ? \
+             WHERE id = ? AND version = ? RETURNING id",
             &[
                 SqlValue::text(user.user_name()),
                 SqlValue::opt_text(external_id(&user.attributes)),
                 SqlValue::text(Value::Object(user.attributes.clone()).to_string()),
+                SqlValue::text(former(user)),
                 SqlValue::Integer(user.version),
                 SqlValue::Integer(user.modified_at),
                 SqlValue::text(&user.id),
@@ -154,56 +157,63 @@ impl<'a> Users<'a> {
         rows.first().map(|r| r.text(0)).transpose()
     }
 
-    /// Makes keygate agree with the resource's `active`, before the row says
-    /// so (a crash in between leaves the row as it was, so the identity
-    /// provider's retry sees the same change to make and makes it).
+    /// Makes keygate agree with the resource's `active`, for every user id
+    /// the resource has had (`user_names`: the current one first), before the
+    /// row says so (a crash in between leaves the row as it was, so the
+    /// identity provider's retry sees the same change to make and makes it).
     ///
-    /// - Inactive: the user is removed through [`KeyService::remove_user`]
-    ///   under `scim:<id>:<next_version>`, unless the row was already
-    ///   inactive and the user is still removed (a repeat revokes nothing and
-    ///   writes nothing). A retry after a failure part-way has the same
-    ///   next version, so the same delivery id: finished if it was not,
-    ///   answered from storage if it was.
-    /// - Active: the user is readmitted if this resource went from inactive
-    ///   to active, if their removal was this resource's own (a deactivation
-    ///   whose row update never happened), or, for a new resource, if SCIM
-    ///   removed them (provisioned again after a DELETE). A removal by
-    ///   another channel (webhook, Okta Event Hook) is not undone by a
+    /// - Inactive: each user id is removed through
+    ///   [`KeyService::remove_user`] under `scim:<id>:<next_version>` (the
+    ///   current id; a former one adds `:<n>`), unless the row was already
+    ///   inactive and that id is still removed (a repeat revokes nothing and
+    ///   writes nothing). A retry after a failure part-way has the same next
+    ///   version, so the same delivery id: finished if it was not, answered
+    ///   from storage if it was.
+    /// - Active: an id is readmitted if this resource went from inactive to
+    ///   active, if its removal was this resource's own (a deactivation whose
+    ///   row update never happened), or, for a new resource, if SCIM removed
+    ///   it (provisioned again after a DELETE). A removal by another channel
+    ///   (webhook, Okta Event Hook, Shared Signals) is not undone by a
     ///   resource that never said the user was inactive.
     ///
     /// Returns whether anything was done.
     pub fn settle(
         &self,
         id: &str,
-        user_name: &str,
+        user_names: &[String],
         active: bool,
         previous: Option<bool>,
         next_version: i64,
         now: i64,
     ) -> Result<bool, crate::Error> {
-        let removed_by = self.removed_by(user_name)?;
-        if !active {
-            if previous == Some(false) && removed_by.is_some() {
-                return Ok(false);
+        let mut acted = false;
+        for (n, user_name) in user_names.iter().enumerate() {
+            let removed_by = self.removed_by(user_name)?;
+            if !active {
+                if previous == Some(false) && removed_by.is_some() {
+                    continue;
+                }
+                let delivery = match n {
+                    0 => format!("{DELIVERY_PREFIX}{id}:{next_version}"),
+                    n => format!("{DELIVERY_PREFIX}{id}:{next_version}:{n}"),
+                };
+                KeyService::new(self.kv, self.sql).remove_user(user_name, &delivery, now)?;
+                acted = true;
+                continue;
             }
-            KeyService::new(self.kv, self.sql).remove_user(
-                user_name,
-                &format!("{DELIVERY_PREFIX}{id}:{next_version}"),
-                now,
-            )?;
-            return Ok(true);
+            let Some(by) = removed_by else {
+                continue;
+            };
+            let own = by.starts_with(&format!("{DELIVERY_PREFIX}{id}:"));
+            if own
+                || previous == Some(false)
+                || (previous.is_none() && by.starts_with(DELIVERY_PREFIX))
+            {
+                self.reactivate(user_name, id, now)?;
+                acted = true;
+            }
         }
-        let Some(by) = removed_by else {
-            return Ok(false);
-        };
-        let own = by.starts_with(&format!("{DELIVERY_PREFIX}{id}:"));
-        let readmit = own
-            || previous == Some(false)
-            || (previous.is_none() && by.starts_with(DELIVERY_PREFIX));
-        if readmit {
-            self.reactivate(user_name, id, now)?;
-        }
-        Ok(readmit)
+        Ok(acted)
     }
 
     /// One statement: `user_reactivations`' trigger deletes the user's
@@ -225,6 +235,10 @@ impl<'a> Users<'a> {
     }
 }
 
+fn former(user: &StoredUser) -> String {
+    serde_json::to_string(&user.former_user_names).expect("serialisable")
+}
+
 fn external_id(attributes: &Map<String, Value>) -> Option<&str> {
     attributes.get("externalId").and_then(Value::as_str)
 }
@@ -232,9 +246,12 @@ fn external_id(attributes: &Map<String, Value>) -> Option<&str> {
 fn stored(row: &Row<'_>) -> Result<StoredUser, StoreError> {
     let attributes: Map<String, Value> = serde_json::from_str(&row.text(1)?)
         .map_err(|_| StoreError::new("unreadable scim_users.attributes"))?;
+    let former_user_names: Vec<String> = serde_json::from_str(&row.text(5)?)
+        .map_err(|_| StoreError::new("unreadable scim_users.former_user_names"))?;
     Ok(StoredUser {
         id: row.text(0)?,
         attributes,
+        former_user_names,
         version: row.int(2)?,
         created_at: row.int(3)?,
         modified_at: row.int(4)?,

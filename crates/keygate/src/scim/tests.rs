@@ -389,26 +389,50 @@ fn if_match_guards_writes() {
 }
 
 #[test]
-fn username_cannot_change_and_put_replaces_the_rest() {
+fn a_renamed_user_loses_the_keys_of_every_id_they_had_when_deprovisioned() {
     let f = Fixture::new();
     let id = f.create_user("a@example.com");
+    f.create_user("taken@example.com");
+    let old = f.key("a@example.com", "old").unwrap();
     let (status, body, _) = f.call(
         "PUT",
         &format!("/Users/{id}"),
-        Some(json!({"schemas": [discovery::USER_URN], "userName": "b@example.com"})),
+        Some(json!({"schemas": [discovery::USER_URN], "userName": "TAKEN@example.com"})),
     );
     assert_eq!(
         (status, body["scimType"].as_str()),
-        (400, Some("mutability"))
+        (409, Some("uniqueness"))
     );
+    // Entra ID's documented rename.
+    let (status, body, _) = f.call(
+        "PATCH",
+        &format!("/Users/{id}"),
+        Some(json!({"schemas": [discovery::PATCH_URN],
+                    "Operations": [{"op": "Replace", "path": "userName", "value": "b@example.com"}]})),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["userName"], "b@example.com");
+    f.verifies(&old).unwrap();
+    let new = f.key("b@example.com", "new").unwrap();
+    // PUT replaces the rest; a password is never kept.
     let (status, body, _) = f.call(
         "PUT",
         &format!("/Users/{id}"),
-        Some(json!({"schemas": [discovery::USER_URN], "userName": "A@example.com", "displayName": "A", "password": "hunter2"})),
+        Some(
+            json!({"schemas": [discovery::USER_URN], "userName": "B@example.com",
+                    "displayName": "B", "password": "hunter2", "active": false}),
+        ),
     );
     assert_eq!(status, 200);
-    assert_eq!(body["userName"], "A@example.com");
+    assert_eq!(body["userName"], "B@example.com");
     assert!(body.get("emails").is_none() && body.get("password").is_none());
+    for key in [&old, &new] {
+        assert!(matches!(f.verifies(key), Err(Error::RevokedKey)));
+    }
+    assert!(!f.can_act("a@example.com") && !f.can_act("b@example.com"));
+    // Active again: both readmitted.
+    f.call("PATCH", &format!("/Users/{id}"), Some(activation()));
+    assert!(f.can_act("a@example.com") && f.can_act("b@example.com"));
 }
 
 /// A storage failure at each statement of a deactivation, then the IdP's
