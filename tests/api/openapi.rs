@@ -7,6 +7,7 @@
 use std::collections::BTreeSet;
 
 use keygate_tests::api::*;
+use keygate_tests::idp::{TestIdp, TestKey};
 use keygate_tests::{Reply, json};
 
 #[test]
@@ -81,6 +82,24 @@ fn every_documented_answer_can_be_seen_and_nothing_else_is() {
         app.call("POST", "/webhooks/okta")
             .header("authorization", "okta-hook-tour-secret")
             .body("application/json", body.to_owned())
+    }
+    // The SSF receiver is on only with ssf_issuer (a transmitter on
+    // 127.0.0.1); `app` has it off (404).
+    let transmitter = TestIdp::start(&[TestKey::RsaA]);
+    let ssf = App::start_with(|c| {
+        c.env("SPIN_VARIABLE_SSF_ISSUER", &transmitter.issuer)
+            .env("SPIN_VARIABLE_SSF_AUDIENCE", "keygate-tour")
+            .env("SPIN_VARIABLE_SSF_ORIGIN", &transmitter.issuer)
+    });
+    let ssf_events = "/ssf/events".to_owned();
+    let set = TestKey::RsaA.sign_set(&json!({
+        "iss": transmitter.issuer, "aud": "keygate-tour", "iat": now_unix(), "jti": "tour-1",
+        "sub_id": {"format": "email", "email": BOB},
+        "events": {"https://schemas.openid.net/secevent/risc/event-type/account-disabled": {}}
+    }));
+    fn ssf_post<'a>(app: &'a App, body: &str) -> keygate_tests::api::Call<'a> {
+        app.call("POST", "/ssf/events")
+            .body("application/secevent+jwt", body.to_owned())
     }
 
     let mut tour: Vec<(&str, String, Reply)> = vec![
@@ -287,6 +306,19 @@ fn every_documented_answer_can_be_seen_and_nothing_else_is() {
             okta_post(&okta, &okta_body)
                 .header("content-type", "text/plain")
                 .send(),
+        ),
+        // POST /ssf/events
+        ("POST", ssf_events.clone(), ssf_post(&ssf, &set).send()),
+        (
+            "POST",
+            ssf_events.clone(),
+            ssf_post(&ssf, "not.a.set").send(),
+        ),
+        ("POST", ssf_events.clone(), ssf_post(&app, &set).send()),
+        (
+            "POST",
+            ssf_events.clone(),
+            ssf_post(&ssf, &"a".repeat(70_000)).send(),
         ),
         // Operations
         (
