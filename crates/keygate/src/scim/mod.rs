@@ -41,7 +41,8 @@ use resource::{Projection, StoredUser, check_user};
 use store::Users;
 
 use crate::store::{KeyValue, Sql};
-use crate::validate::{check_json_body, decode_query};
+use crate::Error;
+use crate::validate::{MAX_BODY_BYTES, check_json_body, decode_query};
 
 pub const CONTENT_TYPE: &str = "application/scim+json";
 /// Shorter configured tokens are no token (as for the admin token).
@@ -264,9 +265,15 @@ fn projection(req: &Request<'_>) -> Result<Projection, ScimError> {
     ))
 }
 
-/// The body as JSON, after its media type was checked.
+/// The body as JSON, after its media type was checked: `application/scim+json`,
+/// `application/json` (any `+json`), or none at all (Okta's documented
+/// requests show none); anything else is `415`.
 fn body_json(req: &Request<'_>) -> Result<Value, ScimError> {
-    check_json_body(req.content_type, req.body.len())?;
+    match req.content_type {
+        Some(_) => check_json_body(req.content_type, req.body.len())?,
+        None if req.body.len() > MAX_BODY_BYTES => return Err(Error::PayloadTooLarge.into()),
+        None => {}
+    }
     serde_json::from_slice(req.body)
         .map_err(|e| ScimError::invalid_syntax(format!("the body is not valid JSON: {e}")))
 }
