@@ -40,8 +40,8 @@ pub use error::ScimError;
 use resource::{Projection, StoredUser, check_user};
 use store::Users;
 
-use crate::store::{KeyValue, Sql};
 use crate::Error;
+use crate::store::{KeyValue, Sql};
 use crate::validate::{MAX_BODY_BYTES, check_json_body, decode_query};
 
 pub const CONTENT_TYPE: &str = "application/scim+json";
