@@ -458,11 +458,12 @@ fn reactivation_lets_the_user_act_again_and_old_keys_stay_revoked() {
     assert_can_act(&app, "rea@example.com");
     assert_all_revoked(&app, &old);
     assert_eq!(audit_total(&app, "user=rea@example.com&per_page=1"), 6);
-    let reactivated = app.audit_all("user=rea@example.com");
-    assert_eq!(
-        reactivated[0]["action"], "user.reactivated",
-        "{reactivated:#?}"
-    );
+    let trail = app.audit_all("user=rea@example.com");
+    assert_eq!(trail[0]["action"], "user.reactivated", "{trail:#?}");
+    let reactivated = app.audit_all("action=user.reactivated");
+    assert_eq!(reactivated.len(), 1, "{reactivated:#?}");
+    assert_eq!(reactivated[0]["user"], "Rea@example.com");
+    assert_eq!(reactivated[0]["details"]["scim_id"], id.as_str());
     let new = keys_of(&app, "rea@example.com", 1);
     assert_all_verify(&app, &new);
 

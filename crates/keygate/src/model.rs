@@ -105,15 +105,19 @@ pub enum AuditAction {
     KeyUsed,
     KeyRevoked,
     UserRemoved,
+    /// Readmitted through SCIM (`active` true again); written by schema v10's
+    /// `user_reactivations` trigger.
+    UserReactivated,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 5] = [
+    pub const ALL: [AuditAction; 6] = [
         AuditAction::KeyCreated,
         AuditAction::KeyDeleted,
         AuditAction::KeyUsed,
         AuditAction::KeyRevoked,
         AuditAction::UserRemoved,
+        AuditAction::UserReactivated,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -123,6 +127,7 @@ impl AuditAction {
             AuditAction::KeyUsed => "key.used",
             AuditAction::KeyRevoked => "key.revoked",
             AuditAction::UserRemoved => "user.removed",
+            AuditAction::UserReactivated => "user.reactivated",
         }
     }
 
