@@ -915,3 +915,202 @@ fn a_crash_at_any_point_is_finished_by_oktas_retry() {
     eprintln!("the Okta removal of 3 keys: {calls} storage calls, a crash after each in turn");
     assert!(calls >= 8, "{calls} storage calls?");
 }
+
+// ---- Measurements (not run by default) --------------------------------------
+
+/// Creates `n` keys for `user` through the API (4 at a time); their secrets.
+fn create_many(app: &App, user: &str, n: usize) -> Vec<String> {
+    let threads = 4;
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                scope.spawn(move || {
+                    (t..n)
+                        .step_by(threads)
+                        .map(|i| app.create_key_as(user, &format!("bench-{i}")).1)
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
+    })
+}
+
+/// How many of `secrets` verify (200), are refused as revoked, and got any
+/// other answer (with a runner cutting requests off: its 500).
+fn verify_all(app: &App, secrets: &[String]) -> (usize, usize, usize) {
+    let threads = 4;
+    let chunk = secrets.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = secrets
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter().fold((0, 0, 0), |(ok, revoked, other), secret| {
+                        let reply = app
+                            .call("GET", "/api/verify")
+                            .bearer(secret)
+                            .send_any_status();
+                        match (reply.status, problem_code(&reply).as_deref()) {
+                            (200, _) => (ok + 1, revoked, other),
+                            (401, Some("revoked_key")) => (ok, revoked + 1, other),
+                            (401, code) => panic!("verify: 401 {code:?}"),
+                            _ => (ok, revoked, other + 1),
+                        }
+                    })
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap())
+            .fold((0, 0, 0), |(a, b, c), (d, e, f)| (a + d, b + e, c + f))
+    })
+}
+
+fn bench_delivery(user: &str, uuid: &str) -> String {
+    in_documented_envelope(&[&event_like_documented(
+        "user.lifecycle.deactivate",
+        uuid,
+        user,
+    )])
+}
+
+/// Sends a delivery as Okta does, giving up after `limit`: the status, or
+/// `None` when it timed out.
+fn okta_with_limit(app: &App, body: &str, limit: Duration) -> Option<u16> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(limit))
+        .build()
+        .into();
+    match agent
+        .post(app.url(HOOK))
+        .header("accept", "application/json")
+        .header("authorization", OKTA_SECRET)
+        .content_type("application/json")
+        .send(body)
+    {
+        Ok(response) => Some(response.status().as_u16()),
+        Err(ureq::Error::Timeout(_)) => None,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn revoked_in_overview(app: &App) -> u64 {
+    app.list("status=revoked&per_page=1")["total"]
+        .as_u64()
+        .unwrap()
+}
+
+/// `cargo test --release -p keygate-tests --test api_okta -- --ignored --nocapture`
+/// (OKTA_BENCH_SIZES, default `1,100,10000`; OKTA_BENCH_CUT, the runner's
+/// `--request-timeout` for the cut-off run, default 1 s).
+#[test]
+#[ignore = "a measurement: minutes, prints numbers"]
+fn removal_time_through_the_okta_hook() {
+    let sizes: Vec<usize> = std::env::var("OKTA_BENCH_SIZES")
+        .unwrap_or_else(|_| "1,100,10000".into())
+        .split(',')
+        .map(|n| n.trim().parse().unwrap())
+        .collect();
+    let largest = *sizes.iter().max().unwrap();
+    println!("| keys | create (s) | Okta hook answer | all refused after (s) |");
+    println!("|---:|---:|---:|---:|");
+    for &n in &sizes {
+        let app = okta_app();
+        let user = format!("bench-{n}@example.com");
+        let started = Instant::now();
+        let secrets = create_many(&app, &user, n);
+        let created = started.elapsed();
+        let started = Instant::now();
+        let reply = deliver(&app, &bench_delivery(&user, &format!("bench-{n}")));
+        let took = started.elapsed();
+        let answer = expect_json(&reply, 200);
+        assert_eq!(answer["events"][0]["revoked_keys"], n);
+        let started = Instant::now();
+        assert_eq!(verify_all(&app, &secrets), (0, n, 0));
+        println!(
+            "| {n} | {:.1} | {:.0} ms | {:.1} |",
+            created.as_secs_f64(),
+            took.as_secs_f64() * 1e3,
+            started.elapsed().as_secs_f64()
+        );
+    }
+
+    // Past Okta's limit, Okta gives up and retries once. To see that path
+    // with this machine's speed, the client here gives up after
+    // OKTA_BENCH_CLIENT_LIMIT seconds (default 1) instead of 3.
+    let limit: f64 = std::env::var("OKTA_BENCH_CLIENT_LIMIT")
+        .map(|s| s.parse().unwrap())
+        .unwrap_or(1.0);
+    let app = okta_app();
+    let user = "bench-okta-timeout@example.com";
+    let secrets = create_many(&app, user, largest);
+    let body = bench_delivery(user, "bench-timeout");
+    let started = Instant::now();
+    let first = okta_with_limit(&app, &body, Duration::from_secs_f64(limit));
+    let gave_up = started.elapsed();
+    let revoked_then = revoked_in_overview(&app);
+    let started = Instant::now();
+    // Okta's retry, at once (while the first attempt may still run).
+    let retry = okta_with_limit(&app, &body, Duration::from_secs(30));
+    println!(
+        "\n{largest} keys, a client giving up after {limit} s: first attempt {first:?} after \
+         {:.0} ms ({revoked_then} revoked in the overview then); the retry {retry:?} after {:.0} ms",
+        gave_up.as_secs_f64() * 1e3,
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    app.wait_for_log("POST /webhooks/okta okta-hook 200");
+    std::thread::sleep(Duration::from_millis(200));
+    for line in app
+        .stderr()
+        .lines()
+        .filter(|l| l.contains("POST /webhooks/okta"))
+    {
+        println!("  runner: {line}");
+    }
+    assert_eq!(verify_all(&app, &secrets), (0, largest, 0));
+    let answer = expect_json(&deliver(&app, &body), 200);
+    println!("  afterwards: {}", answer["events"][0]);
+    assert_eq!(answer["events"][0]["revoked_keys"], largest);
+    assert_eq!(app.audit("action=key.revoked")["total"], largest);
+
+    // Stopped part-way (a crash after half the revocations), then Okta's
+    // retry: what the retry redoes, and how long it takes.
+    let half = largest / 2;
+    let app = okta_app();
+    let user = "bench-crash@example.com";
+    let secrets = create_many(&app, user, largest);
+    let app = app.restart_with(|c| {
+        c.env("SPIN_VARIABLE_OKTA_HOOK_SECRET", OKTA_SECRET)
+            .arg("--crash-after")
+            .arg(&format!(
+                "sqlite.execute:{half}~UPDATE api_keys SET revoked_at"
+            ))
+    });
+    let body = bench_delivery(user, "bench-crash");
+    let started = Instant::now();
+    let first = okta_post(&app, &body).send_any_status();
+    let first_took = started.elapsed();
+    let revoked_then = revoked_in_overview(&app);
+    let (ok_then, refused_then, _) = verify_all(&app, &secrets);
+    let started = Instant::now();
+    let retry = okta_post(&app, &body).send();
+    let retry_took = started.elapsed();
+    let answer = expect_json(&retry, 200);
+    println!(
+        "\n{largest} keys, a crash after revocation {half}: {} after {:.0} ms ({revoked_then} \
+         revoked in the overview, {refused_then} refused and {ok_then} still verifying); \
+         the retry 200 after {:.0} ms: {}",
+        first.status,
+        first_took.as_secs_f64() * 1e3,
+        retry_took.as_secs_f64() * 1e3,
+        answer["events"][0]
+    );
+    assert_eq!(verify_all(&app, &secrets), (0, largest, 0));
+    assert_eq!(app.audit("action=key.revoked")["total"], largest);
+}
