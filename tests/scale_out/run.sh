@@ -19,7 +19,7 @@ sqld=${SQLD_BIN:-$HOME/libsql/bin/sqld}
 [[ -x "$sqld" ]] || { echo "tests/scale_out/run.sh: no sqld at $sqld (build it with ../shared/tools/libsql/build.sh, or set SQLD_BIN)" >&2; exit 2; }
 command -v redis-server >/dev/null || { echo "tests/scale_out/run.sh: no redis-server (apt-get install redis-server)" >&2; exit 2; }
 export SQLD_BIN=$sqld
-CARGO_PROFILE_RELEASE_LTO=true cargo build -q --release --target wasm32-wasip2 -p health -p console -p keys -p verify -p user-webhook -p probe -p noop
+CARGO_PROFILE_RELEASE_LTO=true cargo build -q --release --target wasm32-wasip2 -p health -p console -p keys -p verify -p user-webhook -p okta-hook -p ssf-receiver -p scim -p probe -p noop
 cargo build -q --release -p keygate-host -p keygate-tests
 
 status=0

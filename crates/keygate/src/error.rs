@@ -446,7 +446,10 @@ mod tests {
             Error::InvalidToken("the token has expired (`exp`)".into())
                 .to_problem()
                 .headers,
-            vec![("www-authenticate", r#"Bearer error="invalid_token""#.to_owned())]
+            vec![(
+                "www-authenticate",
+                r#"Bearer error="invalid_token""#.to_owned()
+            )]
         );
         for (error, code, _) in all() {
             if !["unauthenticated", "method_not_allowed", "invalid_token"].contains(&code)
