@@ -432,15 +432,10 @@ fn check_claims(
             "the SET's audience (`aud`) does not include ssf_audience",
         ));
     }
-    let time = |name: &str| -> Result<Option<i64>, SsfError> {
-        match claims.get(name) {
-            None => Ok(None),
-            Some(v) => v
-                .as_f64()
-                .filter(|t| t.is_finite())
-                .map(|t| Some(t.floor() as i64))
-                .ok_or_else(|| bad_request(format!("the SET's `{name}` is not a number"))),
-        }
+    let time = |name: &str| {
+        crate::oidc::token::numeric_date(claims, name).map_err(|crate::oidc::token::NotANumber| {
+            bad_request(format!("the SET's `{name}` is not a number"))
+        })
     };
     let iat = time("iat")?.ok_or_else(|| bad_request("the SET has no `iat`"))?;
     if iat > now.saturating_add(LEEWAY_SECONDS) {
