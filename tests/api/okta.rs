@@ -447,6 +447,10 @@ fn oktas_documented_deactivation_removes_the_user_and_revokes_every_key() {
             .eq_ignore_ascii_case(JOHN)
     );
     assert_eq!(removed[0]["details"]["revoked_keys"], 3);
+    assert_eq!(
+        removed[0]["details"]["channel"], "okta",
+        "the console shows the channel"
+    );
     let revoked = app.audit_all("action=key.revoked");
     assert_eq!(revoked.len(), 3);
     assert!(

@@ -398,6 +398,10 @@ fn oktas_documented_requests_provision_update_and_deactivate() {
     assert_all_revoked(&app, &keys);
     assert_all_verify(&app, &others);
     assert_removed(&app, OKTA_USER);
+    assert_eq!(
+        app.audit("action=user.removed")["items"][0]["details"]["channel"],
+        "scim"
+    );
     // Okta's retry of the same request: the same answer, nothing more.
     let before = app.snapshot();
     let again = expect_scim(

@@ -151,6 +151,7 @@ fn assert_alice_removed(app: &App, keys: &Keys) {
             .unwrap()
             .eq_ignore_ascii_case(ALICE)
     );
+    assert_eq!(removed["items"][0]["details"]["channel"], "ssf");
     let revoked = app.audit_all("action=key.revoked");
     assert_eq!(revoked.len(), keys.alice.len());
     assert_eq!(app.list("status=revoked")["total"], keys.alice.len());

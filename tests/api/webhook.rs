@@ -67,6 +67,7 @@ fn removal_revokes_every_key_of_the_user_and_only_theirs() {
     let removed = app.audit_all("action=user.removed");
     assert_eq!(removed.len(), 1);
     assert_eq!(removed[0]["user"], ALICE);
+    assert_eq!(removed[0]["details"]["channel"], "webhook");
     let revoked = app.audit_all("action=key.revoked");
     assert_eq!(revoked.len(), 3);
     assert!(revoked.iter().all(|e| e["user"] == ALICE));

@@ -96,7 +96,8 @@ pub use error::{Error, FieldError, Problem};
 pub use key::{ApiKey, KeyHash, MalformedKey};
 pub use model::{
     ActingUser, AuditAction, AuditEntry, AuditQuery, CreatedKey, KeyStatus, KeyView, ListQuery,
-    NewKey, Page, SignIn, SortField, SortOrder, UserRemovedResponse, Verified, VerifyContext,
+    NewKey, Page, RemovalChannel, SignIn, SortField, SortOrder, UserRemovedResponse, Verified,
+    VerifyContext,
 };
 pub use service::KeyService;
 pub use store::{KeyValue, Rows, Sql, SqlValue, StoreError};

@@ -196,6 +196,50 @@ pub struct VerifyContext {
     pub source_ip: Option<String>,
 }
 
+/// Which identity-system channel removed a user, as `user.removed`'s
+/// `details.channel` says (the console shows it). Each channel stores its
+/// deliveries under its own prefix; a Standard Webhooks `webhook-id` has none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RemovalChannel {
+    /// v1's Standard Webhooks delivery (`/webhooks/user-removed`).
+    Webhook,
+    /// SCIM 2.0 provisioning: `active: false` or `DELETE`.
+    Scim,
+    /// An Okta Event Hook.
+    Okta,
+    /// An OpenID Shared Signals SET.
+    SharedSignals,
+}
+
+impl RemovalChannel {
+    /// The prefix of this channel's delivery ids (see [`Self::of_delivery`]).
+    pub const fn delivery_prefix(self) -> &'static str {
+        match self {
+            RemovalChannel::Webhook => "",
+            RemovalChannel::Scim => "scim:",
+            RemovalChannel::Okta => "okta:",
+            RemovalChannel::SharedSignals => "ssf:",
+        }
+    }
+
+    /// The channel a delivery id belongs to.
+    pub fn of_delivery(delivery_id: &str) -> Self {
+        [Self::Scim, Self::Okta, Self::SharedSignals]
+            .into_iter()
+            .find(|c| delivery_id.starts_with(c.delivery_prefix()))
+            .unwrap_or(Self::Webhook)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RemovalChannel::Webhook => "webhook",
+            RemovalChannel::Scim => "scim",
+            RemovalChannel::Okta => "okta",
+            RemovalChannel::SharedSignals => "ssf",
+        }
+    }
+}
+
 /// The webhook's answer, stored per `webhook-id` and repeated verbatim.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserRemovedResponse {

@@ -58,7 +58,7 @@ pub const REMOVAL_EVENT_TYPES: [&str; 2] = [
     "user.lifecycle.delete.initiated",
 ];
 /// Delivery ids of this channel are `okta:<event uuid>`.
-pub const DELIVERY_ID_PREFIX: &str = "okta:";
+pub const DELIVERY_ID_PREFIX: &str = crate::model::RemovalChannel::Okta.delivery_prefix();
 /// Okta's uuids are 36 characters; anything up to this is taken.
 pub const MAX_EVENT_UUID_CHARS: usize = 100;
 /// The longest verification challenge echoed back.

@@ -8,7 +8,7 @@ use crate::error::Error;
 use crate::key::{ApiKey, KeyHash, is_key_id, new_key_id};
 use crate::model::{
     ActingUser, AuditAction, AuditEntry, AuditQuery, CreatedKey, KeyStatus, KeyView, ListQuery,
-    NewKey, Page, SortField, UserRemovedResponse, Verified, VerifyContext,
+    NewKey, Page, RemovalChannel, SortField, UserRemovedResponse, Verified, VerifyContext,
 };
 use crate::retry::{self, Repeatable};
 use crate::schema;
@@ -480,7 +480,11 @@ impl<'a> KeyService<'a> {
                 &removed_as,
                 AuditAction::UserRemoved,
                 None,
-                &json!({"webhook_id": webhook_id, "revoked_keys": revoked_keys}),
+                &json!({
+                    "webhook_id": webhook_id,
+                    "channel": RemovalChannel::of_delivery(webhook_id).as_str(),
+                    "revoked_keys": revoked_keys,
+                }),
             ),
         )?;
         let response = UserRemovedResponse {

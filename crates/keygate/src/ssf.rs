@@ -109,7 +109,7 @@ pub const SESSION_REVOKED: &str =
 /// The event types that remove the subject's user.
 pub const REMOVAL_EVENT_TYPES: [&str; 2] = [ACCOUNT_DISABLED, ACCOUNT_PURGED];
 /// Delivery ids of this channel are `ssf:<jti>`.
-pub const DELIVERY_ID_PREFIX: &str = "ssf:";
+pub const DELIVERY_ID_PREFIX: &str = crate::model::RemovalChannel::SharedSignals.delivery_prefix();
 /// The longest `jti` taken.
 pub const MAX_JTI_CHARS: usize = 200;
 /// Where the transmitter's key set is cached: `ssf:jwks:<ssf_issuer>`.

@@ -13,7 +13,7 @@ use crate::service::KeyService;
 use crate::store::{KeyValue, Row, Rows, Sql, SqlValue, StoreError};
 
 /// Delivery ids of this channel: `scim:<resource id>:<version>`.
-pub const DELIVERY_PREFIX: &str = "scim:";
+pub const DELIVERY_PREFIX: &str = crate::model::RemovalChannel::Scim.delivery_prefix();
 
 const COLUMNS: &str = "id, attributes, version, created_at, modified_at, former_user_names";
 
