@@ -21,6 +21,7 @@ const ASSETS: &[(&str, &str)] = &[
     ("/console/format.js", "text/javascript; charset=utf-8"),
     ("/console/ui.js", "text/javascript; charset=utf-8"),
     ("/console/list.js", "text/javascript; charset=utf-8"),
+    ("/console/removals.js", "text/javascript; charset=utf-8"),
     ("/console/keys.js", "text/javascript; charset=utf-8"),
     ("/console/audit.js", "text/javascript; charset=utf-8"),
     ("/console/app.css", "text/css; charset=utf-8"),

@@ -233,7 +233,8 @@ test('keys of a removed user are marked revoked, with the reason', async () => {
   for (const name of ['crm-sync', 'crm-backfill']) {
     const revoked = row(page, name);
     await revoked.locator('.badge', { hasText: 'Revoked' }).waitFor();
-    await revoked.getByText('Owner removed').waitFor();
+    await eventually(async () => assert.equal(await revoked.locator('.status-note').textContent(),
+      'Revoked just now: owner removed through the identity webhook'));
     assert.match(await revoked.getAttribute('class'), /status-revoked/);
   }
   await row(page, 'orders-sync').locator('.badge', { hasText: 'Active' }).waitFor();

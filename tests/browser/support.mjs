@@ -18,17 +18,21 @@ export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const ADMIN_TOKEN = 'kgbrowser-admin-Qm4Xt8Lp2Wz6Rn9Vc3Hj7Bd5Ks1Fy0';
 export const WEBHOOK_SECRET = `whsec_${Buffer.from('keygate browser tests: 32 bytes!').toString('base64')}`;
 export const OPERATOR = 'operator@example.com';
+/** For `startKeygate({ variables: { scim_token: SCIM_TOKEN } })` (at least 16 characters). */
+export const SCIM_TOKEN = 'kgbrowser-scim-Zr5Wq8Nt3Lx6Pk2Hv9';
 
 const HOST = join(ROOT, 'target/release/keygate-host');
-const COMPONENTS = ['console', 'keys', 'verify', 'health', 'user_webhook'];
+// Every component spin.toml names: keygate-host loads them all.
+const COMPONENTS = ['console', 'keys', 'verify', 'health', 'user_webhook', 'scim', 'okta_hook', 'ssf_receiver'];
 const START_TIMEOUT_MS = 60_000;
 
 /**
  * Starts keygate-host on a free port with a fresh state dir. `adminToken: ''`
  * turns the admin-token mode off; `oidcIssuer` turns signing in with that
- * OpenID Provider on, with the console as its client.
+ * OpenID Provider on, with the console as its client. `variables` sets
+ * more Spin variables (`{ scim_token: SCIM_TOKEN }` turns SCIM on).
  */
-export async function startKeygate({ adminToken = ADMIN_TOKEN, oidcIssuer = null } = {}) {
+export async function startKeygate({ adminToken = ADMIN_TOKEN, oidcIssuer = null, variables = {} } = {}) {
   for (const file of [HOST, ...COMPONENTS.map((c) => join(ROOT, `target/wasm32-wasip2/release/${c}.wasm`))]) {
     if (!existsSync(file)) throw new Error(`${file} is missing: run ./dev test (it builds the runner and the components)`);
   }
@@ -49,6 +53,7 @@ export async function startKeygate({ adminToken = ADMIN_TOKEN, oidcIssuer = null
     '--variable', `admin_token=${adminToken}`,
     '--variable', `webhook_secret=${WEBHOOK_SECRET}`,
     ...oidc,
+    ...Object.entries(variables).flatMap(([name, value]) => ['--variable', `${name}=${value}`]),
   ], { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH } });
   let stderr = '';
   child.stderr.on('data', (chunk) => { stderr += chunk; });
@@ -241,6 +246,48 @@ export function managementApi(base) {
         body,
       });
       return { status: response.status, body: await response.json() };
+    },
+  };
+}
+
+/**
+ * The identity provider's SCIM 2.0 client (keygate started with
+ * `variables: { scim_token: SCIM_TOKEN }`): provisions a user, then
+ * deactivates them the way Entra ID does (`"active"` as the string `"False"`).
+ */
+export function scimClient(base, token = SCIM_TOKEN) {
+  async function call(method, path, body) {
+    const response = await fetch(`${base}/scim/v2${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${token}`,
+        accept: 'application/scim+json',
+        ...(body ? { 'content-type': 'application/scim+json' } : {}),
+      },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    const text = await response.text();
+    return { status: response.status, body: text ? JSON.parse(text) : null };
+  }
+  return {
+    call,
+    /** `POST /Users`; returns the SCIM resource (its `id` is SCIM's, `userName` keygate's user id). */
+    async provision(userName) {
+      const { status, body } = await call('POST', '/Users', {
+        schemas: ['urn:ietf:params:scim:schemas:core:2.0:User'],
+        userName,
+        active: true,
+        emails: [{ value: userName, type: 'work', primary: true }],
+      });
+      if (status !== 201) throw new Error(`SCIM POST /Users ${userName}: ${status} ${JSON.stringify(body)}`);
+      return body;
+    },
+    /** `PATCH /Users/{id}` setting `active` to "False": removes the user from keygate. */
+    deactivate(id) {
+      return call('PATCH', `/Users/${encodeURIComponent(id)}`, {
+        schemas: ['urn:ietf:params:scim:api:messages:2.0:PatchOp'],
+        Operations: [{ op: 'Replace', path: 'active', value: 'False' }],
+      });
     },
   };
 }

@@ -49,6 +49,7 @@ const ASSETS: &[(&str, Asset)] = &[
     ("format.js", asset!("format.js", JS)),
     ("ui.js", asset!("ui.js", JS)),
     ("list.js", asset!("list.js", JS)),
+    ("removals.js", asset!("removals.js", JS)),
     ("keys.js", asset!("keys.js", JS)),
     ("audit.js", asset!("audit.js", JS)),
     ("favicon.svg", asset!("favicon.svg", "image/svg+xml")),

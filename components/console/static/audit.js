@@ -3,6 +3,7 @@
 import * as api from './api.js';
 import { exactTime, shortTime } from './format.js';
 import { ListView } from './list.js';
+import { channelName } from './removals.js';
 import { h, relativeTimeElement } from './ui.js';
 
 const DEFAULTS = {
@@ -22,6 +23,7 @@ const ACTIONS = {
   'key.used': 'Key used',
   'key.revoked': 'Key revoked',
   'user.removed': 'User removed',
+  'user.reactivated': 'User reactivated',
 };
 
 let view;
@@ -78,8 +80,11 @@ function details(entry) {
       d.source_ip ? [' from ', h('code', {}, d.source_ip)] : null,
     ];
   }
-  if (entry.action === 'user.removed' && typeof d.revoked_keys === 'number') {
-    return `${d.revoked_keys} ${d.revoked_keys === 1 ? 'key' : 'keys'} revoked`;
+  if (entry.action === 'user.removed') {
+    const through = `Through ${channelName(entry)}`;
+    return typeof d.revoked_keys === 'number'
+      ? `${through}: ${d.revoked_keys} ${d.revoked_keys === 1 ? 'key' : 'keys'} revoked`
+      : through;
   }
   if (d.reason === 'owner_removed') return 'Owner removed';
   const pairs = Object.entries(d).filter(([, v]) => v !== null && v !== '');

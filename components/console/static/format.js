@@ -5,6 +5,9 @@ const relative = new Intl.RelativeTimeFormat('en', { numeric: 'auto' });
 const exact = new Intl.DateTimeFormat('en', { dateStyle: 'medium', timeStyle: 'long' });
 const short = new Intl.DateTimeFormat('en', { dateStyle: 'medium', timeStyle: 'short' });
 const dateOnly = new Intl.DateTimeFormat('en', { dateStyle: 'medium' });
+const zoned = new Intl.DateTimeFormat('en-GB', {
+  day: 'numeric', month: 'short', year: 'numeric', hour: '2-digit', minute: '2-digit', hourCycle: 'h23', timeZoneName: 'short',
+});
 
 const MINUTE = 60;
 const HOUR = 60 * MINUTE;
@@ -27,6 +30,9 @@ export const exactTime = (iso) => exact.format(new Date(iso));
 
 /** "Nov 26, 2026, 5:00 PM" */
 export const shortTime = (iso) => short.format(new Date(iso));
+
+/** "1 Dec 2026, 03:00 UTC": a moment stated in a sentence, with its zone. */
+export const zonedTime = (iso) => zoned.format(new Date(iso));
 
 /** "Nov 26, 2026" */
 export const shortDate = (iso) => dateOnly.format(new Date(iso));

@@ -5,6 +5,7 @@
 import * as api from './api.js';
 import { exactTime, localToRfc3339, shortTime } from './format.js';
 import { ListView } from './list.js';
+import { channelName, removalNotice, removalOf } from './removals.js';
 import {
   announce, clearFieldErrors, h, relativeTimeElement, showFieldErrors, showFormError, trapFocus,
 } from './ui.js';
@@ -26,7 +27,8 @@ const FILTERS = ['name', 'created_by', 'created_from', 'created_to', 'status', '
 /** How the API's field names read in messages: "Token name must not be empty". */
 const FIELD_LABELS = { name: 'Token name', description: 'Description', expires_at: 'Expiry' };
 
-const REASONS = { owner_removed: 'Owner removed' };
+/** Why a key was revoked, after "Revoked 3 minutes ago: ". */
+const REASONS = { owner_removed: 'owner removed', owner_deleted: 'owner deleted' };
 
 /** A Create dialog's input kept across a session that ended (sessionStorage). */
 const DRAFT = 'keygate.create_draft';
@@ -51,12 +53,16 @@ export function mount() {
     copyStatus: document.getElementById('copy-status'),
     deleteDialog: document.getElementById('delete-dialog'),
     deleteConfirm: document.getElementById('delete-confirm'),
+    removal: document.getElementById('keys-removal'),
   };
   view = new ListView({
     section,
     defaults: DEFAULTS,
     filters: FILTERS,
-    fetch: (state, signal) => api.listKeys(state, signal),
+    fetch: (state, signal) => {
+      showRemoval(state);
+      return api.listKeys(state, signal);
+    },
     rows: (items) => items.map(keyRow),
     empty: (filtered) => filtered
       ? {
@@ -136,13 +142,16 @@ function keyRow(key) {
 
 function statusCell(key) {
   switch (key.status) {
-    case 'revoked':
+    case 'revoked': {
+      const reason = h('span', { class: 'revoked-reason' },
+        REASONS[key.revoked_reason] ?? String(key.revoked_reason ?? 'no reason given').replaceAll('_', ' '));
+      if (key.revoked_reason === 'owner_removed') sayChannel(reason, key.owner ?? key.created_by);
       return [
         h('span', { class: 'badge badge-revoked' }, 'Revoked'),
         h('span', { class: 'status-note' },
-          REASONS[key.revoked_reason] ?? String(key.revoked_reason ?? 'no reason given').replaceAll('_', ' '),
-          key.revoked_at ? [' · ', relativeTimeElement(key.revoked_at)] : null),
+          'Revoked', key.revoked_at ? [' ', relativeTimeElement(key.revoked_at)] : null, ': ', reason),
       ];
+    }
     case 'expired':
       return [
         h('span', { class: 'badge badge-expired' }, 'Expired'),
@@ -154,6 +163,42 @@ function statusCell(key) {
         key.expires_at ? h('span', { class: 'status-note' }, 'Expires ', relativeTimeElement(key.expires_at)) : null,
       ];
   }
+}
+
+/**
+ * "owner removed through SCIM provisioning", once the owner's `user.removed`
+ * entry is known (asked once per user, then cached).
+ */
+function sayChannel(reason, owner) {
+  if (!owner) return;
+  removalOf(owner).then((entry) => {
+    if (entry) reason.textContent = `owner removed through ${channelName(entry)}`;
+  }, () => {});
+}
+
+// ---------------------------------------------------------------------------
+// Above the table: when the owner filter names a removed user, by which
+// channel and when they were removed, and how many keys that revoked.
+
+/** The user the overview is filtered by, or ''. */
+const filteredUser = (state) => state.created_by;
+
+let removalFor = '';
+let removalRun = 0;
+
+function showRemoval(state) {
+  const user = filteredUser(state);
+  const run = ++removalRun;
+  const same = user.toLowerCase() === removalFor;
+  removalFor = user.toLowerCase();
+  // Another user: say nothing until their trail has answered.
+  if (!same || !user) dom.removal.replaceChildren();
+  if (!user) return;
+  removalNotice(user).then((content) => {
+    if (run === removalRun) dom.removal.replaceChildren(...(content ?? []).filter(Boolean));
+  }, () => {
+    if (run === removalRun) dom.removal.replaceChildren();
+  });
 }
 
 // ---------------------------------------------------------------------------
