@@ -651,6 +651,7 @@ mod tests {
                 name: name.into(),
                 description: None,
                 expires_at: None,
+                owner: None,
             };
             let created = self
                 .service()

@@ -8,7 +8,14 @@ use serde_json::Value;
 
 use crate::error::{Error, FieldError};
 use crate::model::{
-    ActingUser, AuditAction, AuditQuery, KeyStatus, ListQuery, NewKey, SortField, SortOrder,
+    ActingUser, AuditAction, AuditQuery, KeyStatus, ListQuery, NewKey, Owner, SortField,
+    SortOrder,
+};
+
+mod lifecycle;
+pub use lifecycle::{
+    MAX_ROLL_GRACE_SECONDS, parse_patch_body, parse_roll_body, parse_service_account_body,
+    parse_transfer_body,
 };
 use crate::timestamp::{Bound, parse_bound, parse_rfc3339};
 
@@ -72,6 +79,77 @@ struct RawCreate {
     description: Option<Value>,
     #[serde(default)]
     expires_at: Option<Value>,
+    #[serde(default)]
+    owner: Option<Value>,
+}
+
+/// Keeps a field's value, or its problem for the `validation_failed` answer.
+pub(crate) fn collect<T>(errors: &mut Vec<FieldError>, field: Result<T, FieldError>) -> Option<T> {
+    field.map_err(|e| errors.push(e)).ok()
+}
+
+/// A key's (or service account's) name: trimmed, 1–100 characters, no
+/// control characters.
+pub(crate) fn key_name(value: Value) -> Result<String, FieldError> {
+    let Value::String(name) = value else {
+        return Err(FieldError::new("name", "must be a string"));
+    };
+    let name = name.trim();
+    if name.is_empty() {
+        Err(FieldError::new("name", "must not be empty"))
+    } else if name.chars().count() > MAX_NAME_CHARS {
+        Err(FieldError::new(
+            "name",
+            format!("must be at most {MAX_NAME_CHARS} characters"),
+        ))
+    } else if name.chars().any(char::is_control) {
+        Err(FieldError::new("name", "must not contain control characters"))
+    } else {
+        Ok(name.to_owned())
+    }
+}
+
+/// At most 500 characters; a blank description is no description (`None`).
+pub(crate) fn description(value: Value) -> Result<Option<String>, FieldError> {
+    match value {
+        Value::String(d) if d.chars().count() > MAX_DESCRIPTION_CHARS => Err(FieldError::new(
+            "description",
+            format!("must be at most {MAX_DESCRIPTION_CHARS} characters"),
+        )),
+        Value::String(d) => Ok(Some(d).filter(|d| !d.trim().is_empty())),
+        _ => Err(FieldError::new("description", "must be a string")),
+    }
+}
+
+/// An RFC 3339 time in the future.
+pub(crate) fn expires_at(value: Value, now: i64) -> Result<i64, FieldError> {
+    let Value::String(s) = value else {
+        return Err(FieldError::new(
+            "expires_at",
+            "must be an RFC 3339 timestamp string",
+        ));
+    };
+    match parse_rfc3339(&s) {
+        Some(t) if t > now => Ok(t),
+        Some(_) => Err(FieldError::new("expires_at", "must be in the future")),
+        None => Err(FieldError::new(
+            "expires_at",
+            "must be an RFC 3339 timestamp, e.g. 2026-11-26T17:00:00Z",
+        )),
+    }
+}
+
+/// Whom a key acts as: a user id, or a service account's id (`sa_…`).
+pub(crate) fn owner(value: Value) -> Result<Owner, FieldError> {
+    match value {
+        Value::String(s) => Owner::parse(s.trim()).ok_or_else(|| {
+            FieldError::new(
+                "owner",
+                "must be a user id (1–200 printable characters) or a service account id (sa_…)",
+            )
+        }),
+        _ => Err(FieldError::new("owner", "must be a string")),
+    }
 }
 
 /// `POST /api/keys` body. Malformed JSON, a non-object, unknown or repeated
@@ -79,84 +157,28 @@ struct RawCreate {
 pub fn parse_create_body(body: &[u8], now: i64) -> Result<NewKey, Error> {
     let raw: RawCreate = parse_json_object(body)?;
     let mut errors = Vec::new();
-
     let name = match raw.name {
         None => {
             errors.push(FieldError::new("name", "is required"));
             None
         }
-        Some(Value::String(name)) => {
-            let name = name.trim();
-            let problem = if name.is_empty() {
-                Some("must not be empty".to_owned())
-            } else if name.chars().count() > MAX_NAME_CHARS {
-                Some(format!("must be at most {MAX_NAME_CHARS} characters"))
-            } else if name.chars().any(char::is_control) {
-                Some("must not contain control characters".to_owned())
-            } else {
-                None
-            };
-            match problem {
-                Some(message) => {
-                    errors.push(FieldError::new("name", message));
-                    None
-                }
-                None => Some(name.to_owned()),
-            }
-        }
-        Some(_) => {
-            errors.push(FieldError::new("name", "must be a string"));
-            None
-        }
+        Some(v) => collect(&mut errors, key_name(v)),
     };
-
-    let description = match raw.description {
-        None => None,
-        Some(Value::String(d)) if d.chars().count() > MAX_DESCRIPTION_CHARS => {
-            errors.push(FieldError::new(
-                "description",
-                format!("must be at most {MAX_DESCRIPTION_CHARS} characters"),
-            ));
-            None
-        }
-        // A blank description is no description.
-        Some(Value::String(d)) => Some(d).filter(|d| !d.trim().is_empty()),
-        Some(_) => {
-            errors.push(FieldError::new("description", "must be a string"));
-            None
-        }
-    };
-
-    let expires_at = match raw.expires_at {
-        None => None,
-        Some(Value::String(s)) => match parse_rfc3339(&s) {
-            Some(t) if t > now => Some(t),
-            Some(_) => {
-                errors.push(FieldError::new("expires_at", "must be in the future"));
-                None
-            }
-            None => {
-                errors.push(FieldError::new(
-                    "expires_at",
-                    "must be an RFC 3339 timestamp, e.g. 2026-11-26T17:00:00Z",
-                ));
-                None
-            }
-        },
-        Some(_) => {
-            errors.push(FieldError::new(
-                "expires_at",
-                "must be an RFC 3339 timestamp string",
-            ));
-            None
-        }
-    };
+    let description = raw
+        .description
+        .and_then(|v| collect(&mut errors, description(v)))
+        .flatten();
+    let expires_at = raw
+        .expires_at
+        .and_then(|v| collect(&mut errors, expires_at(v, now)));
+    let owner = raw.owner.and_then(|v| collect(&mut errors, owner(v)));
 
     match name {
         Some(name) if errors.is_empty() => Ok(NewKey {
             name,
             description,
             expires_at,
+            owner,
         }),
         _ => Err(Error::ValidationFailed(errors)),
     }
@@ -394,6 +416,7 @@ pub fn parse_list_query(raw: &str) -> Result<ListQuery, Error> {
             "order",
             "name",
             "created_by",
+            "owner",
             "created_from",
             "created_to",
             "status",
@@ -411,6 +434,7 @@ pub fn parse_list_query(raw: &str) -> Result<ListQuery, Error> {
                 &[
                     ("name", SortField::Name),
                     ("created_by", SortField::CreatedBy),
+                    ("owner", SortField::Owner),
                     ("created_at", SortField::CreatedAt),
                     ("last_used_at", SortField::LastUsedAt),
                 ],
@@ -424,6 +448,7 @@ pub fn parse_list_query(raw: &str) -> Result<ListQuery, Error> {
             .unwrap_or(defaults.order),
         name: p.text("name")?,
         created_by: p.text("created_by")?,
+        owner: p.text("owner")?,
         created_from,
         created_to,
         status: p.one_of(
@@ -490,7 +515,8 @@ mod tests {
             NewKey {
                 name: "orders-sync".into(),
                 description: None,
-                expires_at: None
+                expires_at: None,
+                owner: None,
             }
         );
         let full = br#"{"name":"n","description":"Nightly export","expires_at":"2026-11-27T00:00:00+01:00"}"#;
@@ -499,7 +525,8 @@ mod tests {
             NewKey {
                 name: "n".into(),
                 description: Some("Nightly export".into()),
-                expires_at: Some(NOW + 6 * 3600)
+                expires_at: Some(NOW + 6 * 3600),
+                owner: None,
             }
         );
         let nulls = br#"{"name":"n","description":null,"expires_at":null}"#;
@@ -590,8 +617,8 @@ mod tests {
         assert!(invalid_request(r#"["name"]"#).contains("JSON object"));
         assert!(invalid_request(r#""name""#).contains("JSON object"));
         assert_eq!(
-            invalid_request(r#"{"name":"a","owner":"x"}"#),
-            "unknown field `owner`"
+            invalid_request(r#"{"name":"a","secret":"x"}"#),
+            "unknown field `secret`"
         );
         assert_eq!(
             invalid_request(r#"{"name":"a","name":"b"}"#),
@@ -705,6 +732,7 @@ mod tests {
                 order: SortOrder::Asc,
                 name: Some("Sync".into()),
                 created_by: Some("floris@example.com".into()),
+                owner: None,
                 created_from: parse_bound("2026-11-01", Bound::Start),
                 created_to: Some(NOW - 17 * 3600 + 86_399),
                 status: Some(KeyStatus::Expired),
@@ -800,7 +828,7 @@ mod tests {
             );
         }
         for (raw, param) in [
-            ("action=key.updated", "action"),
+            ("action=key.renamed", "action"),
             ("from=soon", "from"),
             ("to=2026-11-25&from=2026-11-26", "to"),
             ("per_page=500", "per_page"),

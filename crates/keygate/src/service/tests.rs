@@ -7,6 +7,13 @@ use std::collections::HashSet;
 use serde_json::json;
 
 use super::*;
+use crate::model::UserRemovedResponse;
+
+/// Verify's statement up to schema v10 (the owner from the KV entry), as an
+/// instance not yet upgraded runs it.
+const V10_INSERT_KEY_USED: &str = "INSERT INTO audit_log (at, user, action, key_id, key_name, details) \
+     SELECT ?, ?, ?, ?, ?, ? \
+     WHERE EXISTS (SELECT 1 FROM api_keys WHERE id = ? AND revoked_at IS NULL) RETURNING id";
 use crate::testing::{FailingKeyValue, FailingSql, KvOp, MemoryKeyValue, SqliteSql};
 use crate::validate::{parse_audit_query, parse_list_query};
 
@@ -26,6 +33,7 @@ fn new_key(name: &str) -> NewKey {
         name: name.to_owned(),
         description: None,
         expires_at: None,
+        owner: None,
     }
 }
 
@@ -127,6 +135,7 @@ fn a_created_key_verifies_at_once_as_its_owner_and_is_audited() {
                 name: "orders-sync".into(),
                 description: Some("Nightly order export".into()),
                 expires_at: Some(NOW + 3600),
+                owner: None,
             },
             NOW,
         )
@@ -348,6 +357,9 @@ impl Interleave<'_> {
             return;
         }
         let mut remaining = self.remaining.borrow_mut();
+        if *remaining == 0 {
+            return;
+        }
         *remaining -= 1;
         if *remaining == 0 {
             drop(remaining);
@@ -492,6 +504,7 @@ fn unknown_expired_and_revoked_keys_are_decided_from_the_kv_entry_alone() {
             &user("u"),
             NewKey {
                 expires_at: Some(NOW + 100),
+                owner: None,
                 ..new_key("expiring")
             },
             NOW,
@@ -919,6 +932,7 @@ fn the_overview_filters() {
             &user("ann"),
             NewKey {
                 expires_at: Some(NOW - 1),
+                owner: None,
                 ..new_key("short-lived ORDERS")
             },
             NOW - day,
@@ -988,6 +1002,7 @@ fn filters_are_bound_parameters_never_sql_text() {
     let q = ListQuery {
         name: Some(hostile.into()),
         created_by: Some("a\"; DROP TABLE api_keys; --".into()),
+        owner: None,
         created_from: Some(1),
         created_to: Some(2),
         status: Some(KeyStatus::Active),
@@ -1131,6 +1146,7 @@ fn counted_totals_match_a_full_count_through_creates_deletes_revocations_and_exp
                     &user(owner),
                     NewKey {
                         expires_at,
+                        owner: None,
                         ..new_key(&format!("key-{i}"))
                     },
                     NOW,
@@ -1806,7 +1822,7 @@ fn version_8_world() -> World {
         .unwrap();
     }
     v8.execute(
-        INSERT_KEY_USED,
+        V10_INSERT_KEY_USED,
         &[
             SqlValue::Integer(NOW - 50),
             SqlValue::text("Floris@Example.com"),
@@ -1852,14 +1868,16 @@ fn dump(sql: &dyn Sql, query: &str) -> Vec<Vec<SqlValue>> {
 fn a_version_8_database_keeps_every_key_and_entry_through_the_upgrade() {
     let w = version_8_world();
     let audit = "SELECT id, at, user, action, key_id, key_name, details FROM audit_log ORDER BY id";
-    let keys = format!("SELECT {KEY_COLUMNS}, name_folded, key_hash FROM api_keys ORDER BY id");
+    // The columns a v8 database has (v11 adds the owner: checked below).
+    let keys = "SELECT id, name, description, created_by, created_at, last_used_at, expires_at, \
+                revoked_at, revoked_reason, hint, name_folded, key_hash FROM api_keys ORDER BY id";
     let others = [
         "SELECT * FROM key_counts ORDER BY created_by",
         "SELECT * FROM removed_users ORDER BY user_id",
         "SELECT id, at, deleted_by, key_id, key_name FROM key_deletions ORDER BY id",
     ];
     let before_audit = dump(w.sql.inner(), audit);
-    let before_keys = dump(w.sql.inner(), &keys);
+    let before_keys = dump(w.sql.inner(), keys);
     let before_others: Vec<_> = others.iter().map(|q| dump(w.sql.inner(), q)).collect();
     assert_eq!(before_audit.len(), 8);
     assert!(
