@@ -368,7 +368,11 @@ mod tests {
             (Error::KeyNotFound, "key_not_found", 404),
             (Error::KeyRevoked, "key_revoked", 409),
             (Error::RollConflict, "roll_conflict", 409),
-            (Error::ServiceAccountNotFound, "service_account_not_found", 404),
+            (
+                Error::ServiceAccountNotFound,
+                "service_account_not_found",
+                404,
+            ),
             (Error::ServiceAccountNameTaken, "name_taken", 409),
             (
                 Error::InvalidQuery(FieldError::new("per_page", "must be between 1 and 100")),

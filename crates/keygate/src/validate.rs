@@ -8,16 +8,15 @@ use serde_json::Value;
 
 use crate::error::{Error, FieldError};
 use crate::model::{
-    ActingUser, AuditAction, AuditQuery, KeyStatus, ListQuery, NewKey, Owner, SortField,
-    SortOrder,
+    ActingUser, AuditAction, AuditQuery, KeyStatus, ListQuery, NewKey, Owner, SortField, SortOrder,
 };
 
 mod lifecycle;
+use crate::timestamp::{Bound, parse_bound, parse_rfc3339};
 pub use lifecycle::{
     MAX_ROLL_GRACE_SECONDS, parse_patch_body, parse_roll_body, parse_service_account_body,
     parse_transfer_body,
 };
-use crate::timestamp::{Bound, parse_bound, parse_rfc3339};
 
 /// Request bodies above this are refused with `payload_too_large`.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -103,7 +102,10 @@ pub(crate) fn key_name(value: Value) -> Result<String, FieldError> {
             format!("must be at most {MAX_NAME_CHARS} characters"),
         ))
     } else if name.chars().any(char::is_control) {
-        Err(FieldError::new("name", "must not contain control characters"))
+        Err(FieldError::new(
+            "name",
+            "must not contain control characters",
+        ))
     } else {
         Ok(name.to_owned())
     }
@@ -463,6 +465,50 @@ pub fn parse_list_query(raw: &str) -> Result<ListQuery, Error> {
         page: p.number("page", 1, MAX_PAGE, defaults.page)?,
         per_page: p.number("per_page", 1, MAX_PER_PAGE, defaults.per_page)?,
     })
+}
+
+/// `GET /api/service-accounts` query string: `page`, `per_page`.
+pub fn parse_page_query(raw: &str) -> Result<(u32, u32), Error> {
+    let p = Params::parse(raw, &["page", "per_page"])?;
+    let defaults = ListQuery::default();
+    Ok((
+        p.number("page", 1, MAX_PAGE, defaults.page)?,
+        p.number("per_page", 1, MAX_PER_PAGE, defaults.per_page)?,
+    ))
+}
+
+/// A user id in a path (`/api/users/{user_id}`): percent-decoded (`+` is a
+/// plus), UTF-8, and a valid user id.
+pub fn parse_user_path(segment: &str) -> Result<String, Error> {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            let Some(byte) = hex else {
+                return Err(bad_user_path());
+            };
+            out.push(byte);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out)
+        .ok()
+        .filter(|u| is_user_id(u) && u.trim() == u)
+        .ok_or_else(bad_user_path)
+}
+
+fn bad_user_path() -> Error {
+    Error::InvalidRequest(
+        "the user id in the path must be 1–200 printable characters, percent-encoded".into(),
+    )
 }
 
 /// `GET /api/audit` query string.

@@ -40,7 +40,10 @@ pub fn parse_patch_body(body: &[u8], now: i64) -> Result<KeyChanges, Error> {
     let name = match raw.name {
         None => None,
         Some(Value::Null) => {
-            errors.push(FieldError::new("name", "cannot be removed; a key needs a name"));
+            errors.push(FieldError::new(
+                "name",
+                "cannot be removed; a key needs a name",
+            ));
             None
         }
         Some(v) => collect(&mut errors, key_name(v)),
@@ -205,7 +208,10 @@ mod tests {
             br#"{"expires_previous_in":1.5}"#,
             br#"{"expires_previous_in":"60"}"#,
         ] {
-            assert_eq!(fields(parse_roll_body(bad).unwrap_err()), ["expires_previous_in"]);
+            assert_eq!(
+                fields(parse_roll_body(bad).unwrap_err()),
+                ["expires_previous_in"]
+            );
         }
     }
 
@@ -219,14 +225,20 @@ mod tests {
             parse_transfer_body(br#"{"owner":"sa_0123456789abcdefghijkl"}"#).unwrap(),
             Owner::ServiceAccount("sa_0123456789abcdefghijkl".into())
         );
-        for bad in [&br#"{}"#[..], br#"{"owner":""}"#, br#"{"owner":"sa_short"}"#, br#"{"owner":5}"#] {
+        for bad in [
+            &br#"{}"#[..],
+            br#"{"owner":""}"#,
+            br#"{"owner":"sa_short"}"#,
+            br#"{"owner":5}"#,
+        ] {
             assert_eq!(fields(parse_transfer_body(bad).unwrap_err()), ["owner"]);
         }
     }
 
     #[test]
     fn a_service_account_needs_a_name() {
-        let sa = parse_service_account_body(br#"{"name":" nightly ","description":"ETL"}"#).unwrap();
+        let sa =
+            parse_service_account_body(br#"{"name":" nightly ","description":"ETL"}"#).unwrap();
         assert_eq!(sa.name, "nightly");
         assert_eq!(sa.description.as_deref(), Some("ETL"));
         assert_eq!(
