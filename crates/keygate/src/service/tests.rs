@@ -1900,7 +1900,7 @@ fn a_version_8_database_keeps_every_key_and_entry_through_the_upgrade() {
         before_audit,
         "old entries unchanged"
     );
-    assert_eq!(dump(w.sql.inner(), &keys), before_keys);
+    assert_eq!(dump(w.sql.inner(), keys), before_keys);
     for (query, before) in others.iter().zip(&before_others) {
         assert_eq!(&dump(w.sql.inner(), query), before, "{query}");
     }
