@@ -680,3 +680,6 @@ mod removal;
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod lifecycle_tests;

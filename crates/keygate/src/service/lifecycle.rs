@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::{IndexEntry, KeyService, entry_bytes};
+use super::{IndexEntry, KEY_COLUMNS, KeyService, entry_bytes, key_view};
 use crate::error::Error;
 use crate::key::{ApiKey, is_key_id};
 use crate::model::{ActingUser, CreatedKey, KeyChanges, KeyView};
@@ -94,10 +94,17 @@ impl KeyService<'_> {
     /// trigger makes the new hash the key's and the old one its previous
     /// (until `now + grace`), and writes `key.rolled`. Of two rolls at once
     /// exactly one wins; the other hears 409 `roll_conflict` and its secret
-    /// never verifies. Then the KV entries: the previous secret's gets its
-    /// end (or goes, with no grace), the one before it goes. Verify checks
-    /// the presented hash against the row, so a KV write lost here can never
-    /// let an old secret in.
+    /// never verifies. An error from that insert is checked against the row
+    /// (a libSQL server may commit and lose the answer): if the new hash is
+    /// the key's, the roll happened.
+    ///
+    /// Once the insert has committed, nothing can turn the answer into a
+    /// 503: the old secret may already be dead (no grace), so the new one
+    /// must reach the caller. The KV entries follow the row on a best-effort
+    /// basis (a patch that committed meanwhile included); the previous
+    /// secret's entry goes without a grace, and the one before it goes.
+    /// Verify checks the presented hash against the row, so a KV write lost
+    /// here can never let an old secret in.
     pub fn roll_key(
         &self,
         user: &ActingUser,
@@ -110,27 +117,28 @@ impl KeyService<'_> {
             return Err(Error::KeyNotFound);
         }
         let rows = self.execute(
-            "SELECT key_hash, previous_key_hash, revoked_at IS NOT NULL, \
-             coalesce(owner, created_by), name, expires_at FROM api_keys WHERE id = ?",
+            &format!(
+                "SELECT {KEY_COLUMNS}, key_hash, previous_key_hash FROM api_keys WHERE id = ?"
+            ),
             &[SqlValue::text(id)],
         )?;
         let row = rows.first().ok_or(Error::KeyNotFound)?;
-        let (current, before) = (row.text(0)?, row.opt_text(1)?);
-        if row.int(2)? != 0 {
+        let read = key_view(&row, now)?;
+        let (current, before) = (row.text(11)?, row.opt_text(12)?);
+        if read.revoked_at.is_some() {
             return Err(Error::KeyRevoked);
         }
-        let mut entry = IndexEntry {
+        let entry = IndexEntry {
             key_id: id.to_owned(),
-            owner: row.text(3)?,
-            name: row.text(4)?,
-            expires_at: row.opt_int(5)?,
+            owner: read.owner.clone(),
+            name: read.name.clone(),
+            expires_at: read.expires_at,
             revoked: false,
             valid_until: None,
         };
         let secret = ApiKey::generate()?;
         let hash = secret.hash();
         self.kv.set(&hash.kv_key(), &entry_bytes(&entry))?;
-        let until = now + grace;
         let rolled = self.execute(
             "INSERT INTO key_rolls (at, rolled_by, auth, key_id, key_name, new_hash, new_hint, \
              previous_hash, previous_valid_until) \
@@ -142,7 +150,7 @@ impl KeyService<'_> {
                 SqlValue::text(user.signed_in_with().as_str()),
                 SqlValue::text(hash.to_hex()),
                 SqlValue::text(secret.hint()),
-                SqlValue::Integer(until),
+                SqlValue::Integer(now + grace),
                 SqlValue::text(id),
                 SqlValue::text(&current),
             ],
@@ -154,6 +162,7 @@ impl KeyService<'_> {
                 Ok(_) => Error::RollConflict,
                 Err(e) => e,
             }),
+            Err(_) if self.holds_hash(id, &hash.to_hex()) => None,
             Err(e) => Some(Error::Storage(e)),
         };
         if let Some(error) = refused {
@@ -161,17 +170,39 @@ impl KeyService<'_> {
             let _ = self.kv.delete(&hash.kv_key());
             return Err(error);
         }
-        // Best effort from here: the row decides what verifies.
-        if grace > 0 {
-            entry.valid_until = Some(until);
-            let _ = self.kv.set(&format!("key:{current}"), &entry_bytes(&entry));
-        } else {
+        // Best effort from here (see above): the row decides what verifies.
+        let _ = self.refresh_entries(id);
+        if grace == 0 {
             let _ = self.kv.delete(&format!("key:{current}"));
         }
         if let Some(before) = before.filter(|b| *b != current) {
             let _ = self.kv.delete(&format!("key:{before}"));
         }
-        let key = self.get_key(user, id, now)?;
+        // The key as it is now (a patch may have committed since it was
+        // read), else as it was read; with this roll's hint either way.
+        let fresh = self
+            .execute(
+                &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?"),
+                &[SqlValue::text(id)],
+            )
+            .ok();
+        let mut key = fresh
+            .as_ref()
+            .and_then(|rows| rows.first())
+            .and_then(|row| key_view(&row, now).ok())
+            .unwrap_or(read);
+        key.hint = secret.hint();
         Ok(CreatedKey { key, secret })
+    }
+
+    /// Whether the key's secret is now `hash`: after an error from a
+    /// roll's insert, whether it committed all the same. `false` when that
+    /// cannot be read either.
+    fn holds_hash(&self, id: &str, hash: &str) -> bool {
+        self.execute(
+            "SELECT 1 FROM api_keys WHERE id = ? AND key_hash = ?",
+            &[SqlValue::text(id), SqlValue::text(hash)],
+        )
+        .is_ok_and(|rows| !rows.rows.is_empty())
     }
 }

@@ -17,18 +17,18 @@ const V10_INSERT_KEY_USED: &str = "INSERT INTO audit_log (at, user, action, key_
 use crate::testing::{FailingKeyValue, FailingSql, KvOp, MemoryKeyValue, SqliteSql};
 use crate::validate::{parse_audit_query, parse_list_query};
 
-const NOW: i64 = 1_795_712_400; // 2026-11-26T17:00:00Z
+pub(super) const NOW: i64 = 1_795_712_400; // 2026-11-26T17:00:00Z
 
-struct World {
-    kv: FailingKeyValue<MemoryKeyValue>,
-    sql: FailingSql<SqliteSql>,
+pub(super) struct World {
+    pub(super) kv: FailingKeyValue<MemoryKeyValue>,
+    pub(super) sql: FailingSql<SqliteSql>,
 }
 
-fn user(name: &str) -> ActingUser {
+pub(super) fn user(name: &str) -> ActingUser {
     ActingUser::named_by_portal(name)
 }
 
-fn new_key(name: &str) -> NewKey {
+pub(super) fn new_key(name: &str) -> NewKey {
     NewKey {
         name: name.to_owned(),
         description: None,
@@ -37,7 +37,7 @@ fn new_key(name: &str) -> NewKey {
     }
 }
 
-fn ctx() -> VerifyContext {
+pub(super) fn ctx() -> VerifyContext {
     VerifyContext {
         method: Some("POST".into()),
         path: Some("/orders".into()),
@@ -46,37 +46,37 @@ fn ctx() -> VerifyContext {
 }
 
 impl World {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self {
             kv: FailingKeyValue::new(MemoryKeyValue::new()),
             sql: FailingSql::new(SqliteSql::new()),
         }
     }
 
-    fn service(&self) -> KeyService<'_> {
+    pub(super) fn service(&self) -> KeyService<'_> {
         KeyService::new(&self.kv, &self.sql)
     }
 
-    fn create(&self, owner: &str, name: &str) -> CreatedKey {
+    pub(super) fn create(&self, owner: &str, name: &str) -> CreatedKey {
         self.create_at(owner, name, NOW)
     }
 
-    fn create_at(&self, owner: &str, name: &str, now: i64) -> CreatedKey {
+    pub(super) fn create_at(&self, owner: &str, name: &str, now: i64) -> CreatedKey {
         self.service()
             .create_key(&user(owner), new_key(name), now)
             .unwrap()
     }
 
-    fn verify(&self, key: &CreatedKey) -> Result<Verified, Error> {
+    pub(super) fn verify(&self, key: &CreatedKey) -> Result<Verified, Error> {
         self.verify_at(key, NOW)
     }
 
-    fn verify_at(&self, key: &CreatedKey, now: i64) -> Result<Verified, Error> {
+    pub(super) fn verify_at(&self, key: &CreatedKey, now: i64) -> Result<Verified, Error> {
         self.service()
             .verify(Some(key.secret.expose_secret()), &ctx(), now)
     }
 
-    fn get(&self, id: &str) -> Result<KeyView, Error> {
+    pub(super) fn get(&self, id: &str) -> Result<KeyView, Error> {
         self.service().get_key(&user("admin"), id, NOW)
     }
 
@@ -86,7 +86,7 @@ impl World {
             .unwrap()
     }
 
-    fn audit(&self, query: &str) -> Vec<AuditEntry> {
+    pub(super) fn audit(&self, query: &str) -> Vec<AuditEntry> {
         let q = parse_audit_query(&format!("per_page=100&{query}")).unwrap();
         self.service().list_audit(&user("admin"), &q).unwrap().items
     }
@@ -101,13 +101,13 @@ impl World {
             .unwrap()
     }
 
-    fn actions(&self) -> Vec<String> {
+    pub(super) fn actions(&self) -> Vec<String> {
         let mut actions: Vec<String> = self.audit("").into_iter().map(|e| e.action).collect();
         actions.reverse();
         actions
     }
 
-    fn count(&self, table: &str) -> i64 {
+    pub(super) fn count(&self, table: &str) -> i64 {
         self.sql
             .inner()
             .execute(&format!("SELECT count(*) FROM {table}"), &[])
@@ -117,7 +117,7 @@ impl World {
     }
 }
 
-fn assert_err(result: Result<impl std::fmt::Debug, Error>, code: &str) {
+pub(super) fn assert_err(result: Result<impl std::fmt::Debug, Error>, code: &str) {
     match result {
         Err(e) => assert_eq!(e.code(), code, "{e}"),
         Ok(v) => panic!("expected {code}, got {v:?}"),
@@ -344,11 +344,11 @@ fn a_removed_user_can_no_longer_act() {
 
 /// Both stores of a [`World`], running `hook` once just before the
 /// `nth` call that `matches` (another request interleaving with this one).
-struct Interleave<'a> {
-    world: &'a World,
-    matches: Box<dyn Fn(&str) -> bool>,
-    remaining: RefCell<usize>,
-    hook: RefCell<Option<Box<dyn FnOnce() + 'a>>>,
+pub(super) struct Interleave<'a> {
+    pub(super) world: &'a World,
+    pub(super) matches: Box<dyn Fn(&str) -> bool>,
+    pub(super) remaining: RefCell<usize>,
+    pub(super) hook: RefCell<Option<Box<dyn FnOnce() + 'a>>>,
 }
 
 impl Interleave<'_> {
