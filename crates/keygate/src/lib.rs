@@ -73,6 +73,7 @@
 //!   its body is as strict as every other (unknown fields: `invalid_request`).
 
 pub mod auth;
+pub mod channels;
 pub mod error;
 pub mod key;
 pub mod model;
