@@ -1053,6 +1053,74 @@ mod tests {
         }
     }
 
+    /// The v11 migration interrupted after each of its statements, an
+    /// instance still at v10 creating keys (without an owner) and revoking
+    /// them between any two, a second instance then running all of v11, and
+    /// the first finishing: every revocation has exactly one `key.revoked`
+    /// entry, every key ends up owned by its creator, and the schema is a
+    /// fresh v11's.
+    #[test]
+    fn during_the_v11_migration_every_revocation_is_audited_once_and_every_key_gets_its_owner() {
+        let revocations = |sql: &SqliteSql| -> Vec<String> {
+            sql.execute(
+                "SELECT key_id FROM audit_log WHERE action = 'key.revoked' ORDER BY key_id",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.text(0).unwrap())
+            .collect()
+        };
+        for interrupted_after in 0..=V11.len() {
+            let sql = SqliteSql::new();
+            migrate_between(&sql, 0, 10).unwrap();
+            let mut revoked = Vec::new();
+            let mut n = 0;
+            let mut write = |sql: &SqliteSql, at: &str| {
+                n += 1;
+                let (kept, doomed) = (format!("k-{n}-kept"), format!("k-{n}-revoked"));
+                v9_create(sql, &kept);
+                v9_create(sql, &doomed);
+                sql.execute(
+                    "UPDATE api_keys SET revoked_at = 5, revoked_reason = 'owner_removed' \
+                     WHERE id = ? AND revoked_at IS NULL",
+                    &[SqlValue::text(&doomed)],
+                )
+                .unwrap();
+                revoked.push(doomed);
+                revoked.sort();
+                assert_eq!(revocations(sql), revoked, "{at}");
+            };
+            write(&sql, "at v10");
+            for (i, statement) in V11[..interrupted_after].iter().enumerate() {
+                assert!(apply(&sql, statement).unwrap());
+                write(&sql, &format!("first instance, after statement {i}"));
+            }
+            for (i, statement) in V11.iter().enumerate() {
+                assert!(apply(&sql, statement).unwrap());
+                write(&sql, &format!("second instance, after statement {i}"));
+            }
+            migrate_between(&sql, 10, 11).unwrap();
+            for (i, statement) in V11.iter().enumerate().skip(interrupted_after) {
+                assert!(apply(&sql, statement).unwrap());
+                write(&sql, &format!("first instance again, after statement {i}"));
+            }
+            let unowned = sql
+                .execute(
+                    "SELECT count(*) FROM api_keys WHERE owner IS NOT created_by",
+                    &[],
+                )
+                .unwrap()
+                .scalar_int()
+                .unwrap();
+            assert_eq!(unowned, 0, "after {interrupted_after}");
+            let fresh = SqliteSql::new();
+            migrate_between(&fresh, 0, 11).unwrap();
+            assert_eq!(names(&sql, "trigger"), names(&fresh, "trigger"));
+            assert_eq!(names(&sql, "index"), names(&fresh, "index"));
+        }
+    }
+
     /// An instance still at schema v6 during a rolling upgrade deletes by
     /// inserting `key.deleted` into the trail and counts on a trigger v7
     /// dropped: its delete must fail, not answer as if the key were gone.
