@@ -60,6 +60,7 @@ fn list_query_string(q: &ListQuery) -> String {
     let sort = match q.sort {
         SortField::Name => "name",
         SortField::CreatedBy => "created_by",
+        SortField::Owner => "owner",
         SortField::CreatedAt => "created_at",
         SortField::LastUsedAt => "last_used_at",
     };
@@ -77,6 +78,7 @@ fn list_query_string(q: &ListQuery) -> String {
         ("order", Some(order.into())),
         ("name", q.name.clone()),
         ("created_by", q.created_by.clone()),
+        ("owner", q.owner.clone()),
         ("created_from", time(q.created_from)),
         ("created_to", time(q.created_to)),
         ("status", status.map(Into::into)),

@@ -61,13 +61,22 @@ fn wrong_methods_on_known_routes_are_405_with_allow() {
     let app = App::start();
     let (key, _) = app.create_key("k");
     let key_path = format!("/api/keys/{}", key["id"].as_str().unwrap());
+    let (transfer_path, roll_path) = (format!("{key_path}/transfer"), format!("{key_path}/roll"));
     let cases: Vec<(&str, &str, &[&str])> = vec![
         ("PUT", "/api/keys", &["GET", "POST"]),
         ("PATCH", "/api/keys", &["GET", "POST"]),
         ("DELETE", "/api/keys", &["GET", "POST"]),
-        ("PUT", &key_path, &["GET", "DELETE"]),
-        ("PATCH", &key_path, &["GET", "DELETE"]),
-        ("POST", &key_path, &["GET", "DELETE"]),
+        ("PUT", &key_path, &["GET", "PATCH", "DELETE"]),
+        ("POST", &key_path, &["GET", "PATCH", "DELETE"]),
+        ("GET", &transfer_path, &["POST"]),
+        ("DELETE", &roll_path, &["POST"]),
+        ("PUT", "/api/service-accounts", &["GET", "POST"]),
+        (
+            "GET",
+            "/api/service-accounts/sa_0123456789abcdefghijkl",
+            &["DELETE"],
+        ),
+        ("DELETE", "/api/users/ops@example.com", &["GET"]),
         ("POST", "/api/audit", &["GET"]),
         ("DELETE", "/api/audit", &["GET"]),
         ("PUT", "/api/verify", &["GET", "POST"]),

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use keygate_tests::api::*;
 use keygate_tests::idp::{TestIdp, TestKey};
-use keygate_tests::{Reply, json};
+use keygate_tests::{Json, Reply, json};
 
 #[test]
 fn the_served_document_is_docs_openapi_json() {
@@ -337,6 +337,7 @@ fn every_documented_answer_can_be_seen_and_nothing_else_is() {
             app.call("GET", "/api/auth-config").send(),
         ),
     ];
+    tour.extend(owners_and_lifecycle_tour(&app));
     // DELETE /api/keys/{id}, last: it removes the key.
     tour.push((
         "DELETE",
@@ -390,4 +391,292 @@ fn every_documented_answer_can_be_seen_and_nothing_else_is() {
             }
         }
     }
+}
+
+/// The v2 routes (owners, service accounts, the key lifecycle), each
+/// documented answer once.
+fn owners_and_lifecycle_tour(app: &App) -> Vec<(&'static str, String, Reply)> {
+    // Not removed by the tour (BOB and CAROL are).
+    const DAVE: &str = "dave@example.com";
+    let big = format!(r#"{{"owner": "{}"}}"#, " ".repeat(64 * 1024));
+    let (key, _) = app.create_key("tour-lifecycle");
+    let path = format!("/api/keys/{}", key["id"].as_str().unwrap());
+    let (transfer, roll) = (format!("{path}/transfer"), format!("{path}/roll"));
+    let missing = "/api/keys/key_0000000000000000000000";
+    let accounts = "/api/service-accounts".to_owned();
+    // A revoked key: its service account was deleted.
+    let account = expect_json(
+        &app.mgmt("POST", &accounts)
+            .json(&json!({"name": "tour-revoked"}))
+            .send(),
+        201,
+    );
+    let account_id = account["id"].as_str().unwrap().to_owned();
+    let (revoked, _) = app.create_key_with(ALICE, &json!({"name": "tour-sa", "owner": account_id}));
+    let revoked = format!("/api/keys/{}", revoked["id"].as_str().unwrap());
+    assert_eq!(
+        app.mgmt("DELETE", &format!("{accounts}/{account_id}"))
+            .send()
+            .status,
+        204
+    );
+    let account_path = format!("{accounts}/{account_id}");
+    let user = "/api/users/alice%40example.com".to_owned();
+    fn merge(call: keygate_tests::api::Call<'_>, body: Json) -> keygate_tests::api::Call<'_> {
+        call.body("application/merge-patch+json", body.to_string())
+    }
+    fn body<'a>(call: keygate_tests::api::Call<'a>, body: &str) -> keygate_tests::api::Call<'a> {
+        call.body("application/json", body.to_owned())
+    }
+    let mut tour = vec![
+        // PATCH /api/keys/{id}
+        (
+            "PATCH",
+            path.clone(),
+            merge(app.mgmt("PATCH", &path), json!({"description": "tour"})).send(),
+        ),
+        (
+            "PATCH",
+            path.clone(),
+            body(app.mgmt("PATCH", &path), "{").send(),
+        ),
+        (
+            "PATCH",
+            path.clone(),
+            merge(app.call("PATCH", &path), json!({})).send(),
+        ),
+        (
+            "PATCH",
+            path.clone(),
+            merge(app.mgmt("PATCH", &path).acting(CAROL), json!({})).send(),
+        ),
+        (
+            "PATCH",
+            path.clone(),
+            merge(app.mgmt("PATCH", missing), json!({})).send(),
+        ),
+        (
+            "PATCH",
+            path.clone(),
+            merge(app.mgmt("PATCH", &path), json!({"name": "tour"})).send(),
+        ),
+        (
+            "PATCH",
+            path.clone(),
+            body(app.mgmt("PATCH", &path), &big).send(),
+        ),
+        (
+            "PATCH",
+            path.clone(),
+            app.mgmt("PATCH", &path).body("text/plain", "{}").send(),
+        ),
+        (
+            "PATCH",
+            path.clone(),
+            merge(app.mgmt("PATCH", &path), json!({"name": null})).send(),
+        ),
+        // POST /api/keys/{id}/roll
+        ("POST", roll.clone(), app.mgmt("POST", &roll).send()),
+        (
+            "POST",
+            roll.clone(),
+            body(app.mgmt("POST", &roll), "[]").send(),
+        ),
+        ("POST", roll.clone(), app.call("POST", &roll).send()),
+        (
+            "POST",
+            roll.clone(),
+            app.mgmt("POST", &roll).acting(CAROL).send(),
+        ),
+        (
+            "POST",
+            roll.clone(),
+            app.mgmt("POST", &format!("{missing}/roll")).send(),
+        ),
+        (
+            "POST",
+            roll.clone(),
+            app.mgmt("POST", &format!("{revoked}/roll")).send(),
+        ),
+        (
+            "POST",
+            roll.clone(),
+            body(app.mgmt("POST", &roll), &big).send(),
+        ),
+        (
+            "POST",
+            roll.clone(),
+            app.mgmt("POST", &roll).body("text/plain", "{}").send(),
+        ),
+        (
+            "POST",
+            roll.clone(),
+            body(app.mgmt("POST", &roll), r#"{"expires_previous_in": -1}"#).send(),
+        ),
+        // POST /api/keys/{id}/transfer
+        (
+            "POST",
+            transfer.clone(),
+            app.mgmt("POST", &transfer)
+                .json(&json!({"owner": DAVE}))
+                .send(),
+        ),
+        (
+            "POST",
+            transfer.clone(),
+            body(app.mgmt("POST", &transfer), "{").send(),
+        ),
+        (
+            "POST",
+            transfer.clone(),
+            app.call("POST", &transfer)
+                .json(&json!({"owner": DAVE}))
+                .send(),
+        ),
+        (
+            "POST",
+            transfer.clone(),
+            app.mgmt("POST", &transfer)
+                .acting(CAROL)
+                .json(&json!({"owner": DAVE}))
+                .send(),
+        ),
+        (
+            "POST",
+            transfer.clone(),
+            app.mgmt("POST", &format!("{missing}/transfer"))
+                .json(&json!({"owner": DAVE}))
+                .send(),
+        ),
+        (
+            "POST",
+            transfer.clone(),
+            app.mgmt("POST", &format!("{revoked}/transfer"))
+                .json(&json!({"owner": DAVE}))
+                .send(),
+        ),
+        (
+            "POST",
+            transfer.clone(),
+            body(app.mgmt("POST", &transfer), &big).send(),
+        ),
+        (
+            "POST",
+            transfer.clone(),
+            app.mgmt("POST", &transfer).body("text/plain", "{}").send(),
+        ),
+        (
+            "POST",
+            transfer.clone(),
+            app.mgmt("POST", &transfer)
+                .json(&json!({"owner": CAROL}))
+                .send(),
+        ),
+        // POST /api/service-accounts
+        (
+            "POST",
+            accounts.clone(),
+            app.mgmt("POST", &accounts)
+                .json(&json!({"name": "tour-sa"}))
+                .send(),
+        ),
+        (
+            "POST",
+            accounts.clone(),
+            body(app.mgmt("POST", &accounts), "{").send(),
+        ),
+        (
+            "POST",
+            accounts.clone(),
+            app.call("POST", &accounts)
+                .json(&json!({"name": "x"}))
+                .send(),
+        ),
+        (
+            "POST",
+            accounts.clone(),
+            app.mgmt("POST", &accounts)
+                .acting(CAROL)
+                .json(&json!({"name": "x"}))
+                .send(),
+        ),
+        (
+            "POST",
+            accounts.clone(),
+            app.mgmt("POST", &accounts)
+                .json(&json!({"name": "TOUR-SA"}))
+                .send(),
+        ),
+        (
+            "POST",
+            accounts.clone(),
+            body(app.mgmt("POST", &accounts), &big.replace("owner", "name")).send(),
+        ),
+        (
+            "POST",
+            accounts.clone(),
+            app.mgmt("POST", &accounts).body("text/plain", "{}").send(),
+        ),
+        (
+            "POST",
+            accounts.clone(),
+            app.mgmt("POST", &accounts)
+                .json(&json!({"name": ""}))
+                .send(),
+        ),
+        // GET /api/service-accounts
+        ("GET", accounts.clone(), app.mgmt("GET", &accounts).send()),
+        (
+            "GET",
+            accounts.clone(),
+            app.mgmt("GET", "/api/service-accounts?per_page=0").send(),
+        ),
+        ("GET", accounts.clone(), app.call("GET", &accounts).send()),
+        (
+            "GET",
+            accounts.clone(),
+            app.mgmt("GET", &accounts).acting(CAROL).send(),
+        ),
+        // GET /api/users/{user_id}
+        ("GET", user.clone(), app.mgmt("GET", &user).send()),
+        (
+            "GET",
+            user.clone(),
+            app.mgmt("GET", "/api/users/%FF").send(),
+        ),
+        ("GET", user.clone(), app.call("GET", &user).send()),
+        (
+            "GET",
+            user.clone(),
+            app.mgmt("GET", &user).acting(CAROL).send(),
+        ),
+    ];
+    // DELETE /api/service-accounts/{id}: the account was deleted above.
+    let live = expect_json(
+        &app.mgmt("POST", &accounts)
+            .json(&json!({"name": "tour-delete"}))
+            .send(),
+        201,
+    );
+    let live = format!("{accounts}/{}", live["id"].as_str().unwrap());
+    tour.extend([
+        ("DELETE", live.clone(), app.call("DELETE", &live).send()),
+        (
+            "DELETE",
+            live.clone(),
+            app.mgmt("DELETE", &live).header("x-acting-user", "").send(),
+        ),
+        (
+            "DELETE",
+            live.clone(),
+            app.mgmt("DELETE", &live).acting(CAROL).send(),
+        ),
+        ("DELETE", live.clone(), app.mgmt("DELETE", &live).send()),
+        (
+            "DELETE",
+            account_path.clone(),
+            app.mgmt("DELETE", &account_path).send(),
+        ),
+    ]);
+    tour
 }

@@ -69,3 +69,46 @@ fn an_app_with_no_way_to_sign_in_starts_and_health_says_so() {
     );
     assert_eq!(body["checks"]["sqlite"]["status"], "ok");
 }
+
+/// A removal channel set so that it cannot work (an Okta secret anyone
+/// could guess, a SCIM token too short, an SSF transmitter not on https) is
+/// reported by name, never by value; the others keep working.
+#[test]
+fn a_removal_channel_that_cannot_work_is_reported_without_its_secret() {
+    let state = tempfile::tempdir().unwrap();
+    let runner = RunnerConfig::app(&state, "an-admin-token-long-enough")
+        .env("SPIN_VARIABLE_OKTA_HOOK_SECRET", "okta-weak")
+        .env("SPIN_VARIABLE_SCIM_TOKEN", "scim-weak")
+        .env("SPIN_VARIABLE_SSF_ISSUER", "http://transmitter.example.com")
+        .start();
+    let reply = runner.get("/api/health");
+    assert_eq!(reply.status, 503, "{}", reply.text());
+    let body = reply.json();
+    assert_eq!(body["checks"]["sign_in"]["status"], "ok");
+    assert_eq!(body["checks"]["removal"]["status"], "failing");
+    let problem = body["checks"]["removal"]["problem"].as_str().unwrap();
+    for name in ["okta_hook_secret", "scim_token", "ssf_issuer"] {
+        assert!(problem.contains(name), "{problem}");
+    }
+    for value in ["okta-weak", "scim-weak"] {
+        assert!(!reply.text().contains(value), "{}", reply.text());
+    }
+    // The weak Okta secret is not accepted either: the route is off.
+    let okta = runner.post_json("/webhooks/okta", &keygate_tests::json!({}));
+    assert_eq!(okta.status, 404, "{}", okta.text());
+}
+
+#[test]
+fn usable_removal_channels_are_healthy() {
+    let state = tempfile::tempdir().unwrap();
+    let runner = RunnerConfig::app(&state, "an-admin-token-long-enough")
+        .env(
+            "SPIN_VARIABLE_OKTA_HOOK_SECRET",
+            "an-okta-hook-secret-long-enough",
+        )
+        .env("SPIN_VARIABLE_SCIM_TOKEN", "a-scim-token-long-enough")
+        .start();
+    let reply = runner.get("/api/health");
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json()["checks"]["removal"]["status"], "ok");
+}

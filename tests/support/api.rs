@@ -563,6 +563,10 @@ pub fn assert_key_object(key: &Json) {
         "{key}"
     );
     assert!(key["created_by"].is_string(), "{key}");
+    assert!(
+        key["owner"].as_str().is_some_and(|o| !o.is_empty()),
+        "owner: {key}"
+    );
     assert_utc_timestamp(&key["created_at"]);
     for field in ["last_used_at", "expires_at", "revoked_at"] {
         if !key[field].is_null() {
@@ -575,7 +579,10 @@ pub fn assert_key_object(key: &Json) {
         "status: {key}"
     );
     if status == "revoked" {
-        assert_eq!(key["revoked_reason"], "owner_removed", "{key}");
+        assert!(
+            key["revoked_reason"] == "owner_removed" || key["revoked_reason"] == "owner_deleted",
+            "{key}"
+        );
         assert!(key["revoked_at"].is_string(), "{key}");
     } else {
         assert!(

@@ -1,8 +1,10 @@
 //! `GET /api/health`: is keygate able to serve? Touches each dependency the
 //! real components rely on (key-value store, SQLite database, the sign-in
-//! variables) and reports each one, without revealing any value.
+//! variables, the removal channels' variables) and reports each one,
+//! without revealing any value.
 
 use keygate::auth;
+use keygate::channels::{ChannelVariables, check_removal_channels};
 use keygate::oidc::OidcConfig;
 use serde_json::json;
 use spin_sdk::http::{IncomingRequest, IntoResponse, Method, Response};
@@ -34,6 +36,7 @@ fn handle(req: IncomingRequest) -> Response {
         ("key_value", check_key_value()),
         ("sqlite", check_sqlite()),
         ("sign_in", check_sign_in()),
+        ("removal", check_removal()),
     ];
     let healthy = checks.iter().all(|(_, r)| r.is_ok());
     let body = json!({
@@ -76,6 +79,32 @@ fn check_sqlite() -> Result<(), String> {
         Some(sqlite3::Value::Integer(1)) => Ok(()),
         _ => Err("unexpected answer to SELECT 1".to_string()),
     }
+}
+
+/// The identity-system channels that can remove users: each one set must be
+/// able to work. None set is not a failure (removal is then only by hand),
+/// and the check never shows a value.
+fn check_removal() -> Result<(), String> {
+    let var = |name: &str| variables::get(name).ok();
+    let (webhook, scim, okta, ssf_issuer, ssf_audience, oidc_issuer, claim) = (
+        var("webhook_secret"),
+        var("scim_token"),
+        var("okta_hook_secret"),
+        var("ssf_issuer"),
+        var("ssf_audience"),
+        var("oidc_issuer"),
+        var("oidc_user_claim"),
+    );
+    check_removal_channels(ChannelVariables {
+        webhook_secret: webhook.as_deref(),
+        scim_token: scim.as_deref(),
+        okta_hook_secret: okta.as_deref(),
+        ssf_issuer: ssf_issuer.as_deref(),
+        ssf_audience: ssf_audience.as_deref(),
+        oidc_issuer: oidc_issuer.as_deref(),
+        oidc_user_claim: claim.as_deref(),
+    })
+    .map(drop)
 }
 
 /// At least one way to sign in, and none configured wrongly.

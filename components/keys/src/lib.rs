@@ -1,4 +1,5 @@
-//! Key management: `/api/keys`, `/api/keys/{id}`, `/api/audit`,
+//! Key management: `/api/keys`, `/api/keys/{id}` (with `/transfer` and
+//! `/roll`), `/api/service-accounts`, `/api/users/{id}`, `/api/audit`,
 //! `/api/auth-config`, `/api/openapi.json`, and `404 not_found` for every
 //! other path the app does not route elsewhere.
 //!
@@ -6,7 +7,11 @@
 //! [`KeyService`], respond.
 
 use keygate::oidc::{CONSOLE_SCOPES, OidcConfig};
-use keygate::validate::{check_json_body, parse_audit_query, parse_create_body, parse_list_query};
+use keygate::validate::{
+    check_json_body, parse_audit_query, parse_create_body, parse_list_query, parse_page_query,
+    parse_patch_body, parse_roll_body, parse_service_account_body, parse_transfer_body,
+    parse_user_path,
+};
 use keygate::{ActingUser, Error, KeyService, auth, timestamp};
 use keygate_spin::{
     SpinHttpGet, SpinKeyValue, SpinSql, header, json, problem, read_request, variable,
@@ -34,10 +39,23 @@ async fn route(req: &Request) -> Response {
         (["api", "keys"], Method::Get) => list(req).await,
         (["api", "keys"], _) => Err(Error::MethodNotAllowed { allow: "GET, POST" }),
         (["api", "keys", id], Method::Get) => get(req, id).await,
+        (["api", "keys", id], Method::Patch) => update(req, id).await,
         (["api", "keys", id], Method::Delete) => delete(req, id).await,
         (["api", "keys", _], _) => Err(Error::MethodNotAllowed {
-            allow: "GET, DELETE",
+            allow: "GET, PATCH, DELETE",
         }),
+        (["api", "keys", id, "transfer"], Method::Post) => transfer(req, id).await,
+        (["api", "keys", id, "roll"], Method::Post) => roll(req, id).await,
+        (["api", "keys", _, "transfer" | "roll"], _) => {
+            Err(Error::MethodNotAllowed { allow: "POST" })
+        }
+        (["api", "service-accounts"], Method::Post) => create_service_account(req).await,
+        (["api", "service-accounts"], Method::Get) => list_service_accounts(req).await,
+        (["api", "service-accounts"], _) => Err(Error::MethodNotAllowed { allow: "GET, POST" }),
+        (["api", "service-accounts", id], Method::Delete) => delete_service_account(req, id).await,
+        (["api", "service-accounts", _], _) => Err(Error::MethodNotAllowed { allow: "DELETE" }),
+        (["api", "users", user_id], Method::Get) => user_summary(req, user_id).await,
+        (["api", "users", _], _) => Err(Error::MethodNotAllowed { allow: "GET" }),
         (["api", "audit"], Method::Get) => audit(req).await,
         (["api", "audit"], _) => Err(Error::MethodNotAllowed { allow: "GET" }),
         (["api", "auth-config"], Method::Get) => Ok(auth_config()),
@@ -125,6 +143,67 @@ async fn get(req: &Request, id: &str) -> Result<Response, Error> {
     let user = authenticate(req).await?;
     let key = with_service(|keys| keys.get_key(&user, id, timestamp::now()))?;
     Ok(json(200, &key))
+}
+
+/// `PATCH /api/keys/{id}`: JSON Merge Patch of name, description, expiry.
+async fn update(req: &Request, id: &str) -> Result<Response, Error> {
+    let user = authenticate(req).await?;
+    check_json_body(header(req, "content-type"), req.body().len())?;
+    let now = timestamp::now();
+    let changes = parse_patch_body(req.body(), now)?;
+    let key = with_service(|keys| keys.update_key(&user, id, changes, now))?;
+    Ok(json(200, &key))
+}
+
+/// `POST /api/keys/{id}/transfer`: same secret, new owner.
+async fn transfer(req: &Request, id: &str) -> Result<Response, Error> {
+    let user = authenticate(req).await?;
+    check_json_body(header(req, "content-type"), req.body().len())?;
+    let owner = parse_transfer_body(req.body())?;
+    let key = with_service(|keys| keys.transfer_key(&user, id, owner, timestamp::now()))?;
+    Ok(json(200, &key))
+}
+
+/// `POST /api/keys/{id}/roll`: a new secret, shown once; the body (the
+/// previous secret's grace) is optional.
+async fn roll(req: &Request, id: &str) -> Result<Response, Error> {
+    let user = authenticate(req).await?;
+    if !req.body().iter().all(u8::is_ascii_whitespace) {
+        check_json_body(header(req, "content-type"), req.body().len())?;
+    }
+    let grace = parse_roll_body(req.body())?;
+    let rolled = with_service(|keys| keys.roll_key(&user, id, grace, timestamp::now()))?;
+    Ok(json(201, &rolled))
+}
+
+async fn create_service_account(req: &Request) -> Result<Response, Error> {
+    let user = authenticate(req).await?;
+    check_json_body(header(req, "content-type"), req.body().len())?;
+    let new = parse_service_account_body(req.body())?;
+    let account = with_service(|keys| keys.create_service_account(&user, new, timestamp::now()))?;
+    Ok(json(201, &account))
+}
+
+async fn list_service_accounts(req: &Request) -> Result<Response, Error> {
+    let user = authenticate(req).await?;
+    let (page, per_page) = parse_page_query(req.query())?;
+    let accounts = with_service(|keys| keys.list_service_accounts(&user, page, per_page))?;
+    Ok(json(200, &accounts))
+}
+
+/// `DELETE /api/service-accounts/{id}`: revokes its keys.
+async fn delete_service_account(req: &Request, id: &str) -> Result<Response, Error> {
+    let user = authenticate(req).await?;
+    with_service(|keys| keys.delete_service_account(&user, id, timestamp::now()))?;
+    Ok(Response::new(204, ()))
+}
+
+/// `GET /api/users/{user_id}`: what removing the user would break.
+async fn user_summary(req: &Request, user_id: &str) -> Result<Response, Error> {
+    let user = authenticate(req).await?;
+    let user_id = parse_user_path(user_id)?;
+    let summary = with_service(|keys| keys.user_summary(&user, &user_id, timestamp::now()))?;
+    Ok(json(200, &summary))
 }
 
 async fn delete(req: &Request, id: &str) -> Result<Response, Error> {

@@ -95,7 +95,8 @@ fn get(url: &str) -> Result<Vec<u8>, String> {
 fn describe(url: &str, error: &ErrorCode) -> String {
     match error {
         ErrorCode::HttpRequestDenied => format!(
-            "{url}: not allowed by the component's allowed_outbound_hosts (set oidc_origin)"
+            "{url}: not allowed by the component's allowed_outbound_hosts (set oidc_origin \
+             and oidc_jwks_origin for sign-in, ssf_origin for Shared Signals)"
         ),
         ErrorCode::ConnectionRefused => format!("{url}: connection refused"),
         ErrorCode::ConnectionTimeout | ErrorCode::HttpResponseTimeout => {

@@ -51,6 +51,13 @@ pub enum Error {
     ValidationFailed(Vec<FieldError>),
     NameTaken,
     KeyNotFound,
+    /// A change to a key its owner's removal (or deletion) revoked.
+    KeyRevoked,
+    /// Another roll of the key finished first.
+    RollConflict,
+    ServiceAccountNotFound,
+    /// `name_taken` for a service account's name.
+    ServiceAccountNameTaken,
     InvalidQuery(FieldError),
     NotFound,
     /// `allow` is the `Allow` header value, e.g. `"GET, POST"`.
@@ -85,8 +92,11 @@ impl Error {
             Error::UnsupportedMediaType => "unsupported_media_type",
             Error::PayloadTooLarge => "payload_too_large",
             Error::ValidationFailed(_) => "validation_failed",
-            Error::NameTaken => "name_taken",
+            Error::NameTaken | Error::ServiceAccountNameTaken => "name_taken",
             Error::KeyNotFound => "key_not_found",
+            Error::KeyRevoked => "key_revoked",
+            Error::RollConflict => "roll_conflict",
+            Error::ServiceAccountNotFound => "service_account_not_found",
             Error::InvalidQuery(_) => "invalid_query",
             Error::NotFound => "not_found",
             Error::MethodNotAllowed { .. } => "method_not_allowed",
@@ -116,9 +126,12 @@ impl Error {
             | Error::TimestampOutOfTolerance => 401,
             Error::ActingUserRequired | Error::InvalidRequest(_) | Error::InvalidQuery(_) => 400,
             Error::UserRemoved | Error::ActingUserMismatch => 403,
-            Error::KeyNotFound | Error::NotFound => 404,
+            Error::KeyNotFound | Error::NotFound | Error::ServiceAccountNotFound => 404,
             Error::MethodNotAllowed { .. } => 405,
-            Error::NameTaken => 409,
+            Error::NameTaken
+            | Error::ServiceAccountNameTaken
+            | Error::KeyRevoked
+            | Error::RollConflict => 409,
             Error::PayloadTooLarge => 413,
             Error::UnsupportedMediaType => 415,
             Error::ValidationFailed(_) => 422,
@@ -171,6 +184,18 @@ impl Error {
             }
             Error::NameTaken => "an active key with this name already exists".into(),
             Error::KeyNotFound => "no key with this id".into(),
+            Error::KeyRevoked => {
+                "the key was revoked (its owner was removed or deleted) and cannot be changed"
+                    .into()
+            }
+            Error::RollConflict => {
+                "another roll of this key finished first; its new secret is the key's secret now"
+                    .into()
+            }
+            Error::ServiceAccountNotFound => "no service account with this id".into(),
+            Error::ServiceAccountNameTaken => {
+                "a service account with this name already exists".into()
+            }
             Error::InvalidQuery(e) => format!("query parameter `{}` {}", e.field, e.message),
             Error::NotFound => "no such route".into(),
             Error::MethodNotAllowed { allow } => format!("allowed methods: {allow}"),
@@ -341,6 +366,14 @@ mod tests {
             ),
             (Error::NameTaken, "name_taken", 409),
             (Error::KeyNotFound, "key_not_found", 404),
+            (Error::KeyRevoked, "key_revoked", 409),
+            (Error::RollConflict, "roll_conflict", 409),
+            (
+                Error::ServiceAccountNotFound,
+                "service_account_not_found",
+                404,
+            ),
+            (Error::ServiceAccountNameTaken, "name_taken", 409),
             (
                 Error::InvalidQuery(FieldError::new("per_page", "must be between 1 and 100")),
                 "invalid_query",

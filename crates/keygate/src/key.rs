@@ -142,6 +142,24 @@ pub fn new_key_id() -> Result<String, Error> {
     ))
 }
 
+/// Service account ids: `sa_` + 22 base62 characters, like key ids.
+pub const SERVICE_ACCOUNT_ID_PREFIX: &str = "sa_";
+
+pub fn new_service_account_id() -> Result<String, Error> {
+    Ok(format!(
+        "{SERVICE_ACCOUNT_ID_PREFIX}{}",
+        random_base62(KEY_ID_RANDOM_LEN)?
+    ))
+}
+
+/// Whether `id` has the shape of a service account id.
+pub fn is_service_account_id(id: &str) -> bool {
+    id.strip_prefix(SERVICE_ACCOUNT_ID_PREFIX)
+        .is_some_and(|rest| {
+            rest.len() == KEY_ID_RANDOM_LEN && rest.bytes().all(|b| b.is_ascii_alphanumeric())
+        })
+}
+
 /// Whether `id` has the shape of a key id, so lookups of junk need no storage.
 pub fn is_key_id(id: &str) -> bool {
     id.strip_prefix(KEY_ID_PREFIX).is_some_and(|rest| {

@@ -29,9 +29,12 @@
 //! done, and a retry finishes the job. `docs/reliability.md` shows this
 //! holding with a failure and a crash injected at every storage call.
 //!
-//! - **Verify** reads the KV entry (unknown, revoked and expired keys are
-//!   refused there) and then writes `key.used` only while the key's SQL row
-//!   exists and is not revoked; a trigger sets `last_used_at` in the same
+//! - **Verify** reads the KV entry (unknown, revoked and expired keys, and a
+//!   rolled key's previous secret past its grace, are refused there) and then
+//!   writes `key.used` only while the key's SQL row exists, is not revoked or
+//!   expired, and names the presented secret as its own (or as its previous
+//!   one, within the grace); the entry's user and key name come from the row
+//!   (its owner now), and a trigger sets `last_used_at` in the same
 //!   statement. So a key verifies only while the overview shows it as active,
 //!   whatever the KV index says, and no `key.used` follows `key.deleted` or
 //!   `key.revoked`. No other SQL, and no SQL read, on the success path.
@@ -56,6 +59,20 @@
 //!   entry is written twice; `user.removed` is unique per user; the response
 //!   is stored per `webhook-id` last, so a delivery that failed part-way is
 //!   redone, never answered from a half state.
+//! - **Transfer, edit, roll** (schema v11) are each one insert into a journal
+//!   table (`key_transfers`, `key_updates`, `key_rolls`) guarded by the key's
+//!   state, whose trigger changes the key and writes its audit entry. Since
+//!   verify takes the owner from the row, a transfer is that one statement: a
+//!   key never acts as two owners. A roll writes the new secret's KV entry
+//!   first (it verifies nothing until the row names its hash), then the
+//!   statement, compare-and-swap on the current hash (of two rolls one wins),
+//!   then the old entries; an edit writes SQL, then the entries. The KV
+//!   writes after the statement can only be behind in refusing, which SQL
+//!   does anyway.
+//! - **Service account deleted**: as a user's removal — the account marked
+//!   deleted first (no key can be created for or moved to it afterwards: the
+//!   inserts read it), then its keys revoked (`owner_deleted`) and marked in
+//!   KV; a retry finishes the revocations.
 //! - **A create racing the removal of its user**: after the webhook's `200`
 //!   no key of that user verifies, including keys whose create raced it.
 //!   The create's insert reads `removed_users` in the same statement, so
@@ -73,6 +90,7 @@
 //!   its body is as strict as every other (unknown fields: `invalid_request`).
 
 pub mod auth;
+pub mod channels;
 pub mod error;
 pub mod key;
 pub mod model;

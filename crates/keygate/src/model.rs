@@ -38,6 +38,9 @@ pub struct KeyView {
     pub name: String,
     pub description: Option<String>,
     pub created_by: String,
+    /// Whom the key acts as (v2): its uses are this owner's activity, and
+    /// the owner's removal revokes it. v1 keys are owned by their creator.
+    pub owner: String,
     #[serde(serialize_with = "serde_rfc3339::required")]
     pub created_at: i64,
     #[serde(serialize_with = "serde_rfc3339::optional")]
@@ -108,16 +111,26 @@ pub enum AuditAction {
     /// Readmitted through SCIM (`active` true again); written by schema v10's
     /// `user_reactivations` trigger.
     UserReactivated,
+    KeyTransferred,
+    KeyUpdated,
+    KeyRolled,
+    ServiceAccountCreated,
+    ServiceAccountDeleted,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 6] = [
+    pub const ALL: [AuditAction; 11] = [
         AuditAction::KeyCreated,
         AuditAction::KeyDeleted,
         AuditAction::KeyUsed,
         AuditAction::KeyRevoked,
         AuditAction::UserRemoved,
         AuditAction::UserReactivated,
+        AuditAction::KeyTransferred,
+        AuditAction::KeyUpdated,
+        AuditAction::KeyRolled,
+        AuditAction::ServiceAccountCreated,
+        AuditAction::ServiceAccountDeleted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -128,6 +141,11 @@ impl AuditAction {
             AuditAction::KeyRevoked => "key.revoked",
             AuditAction::UserRemoved => "user.removed",
             AuditAction::UserReactivated => "user.reactivated",
+            AuditAction::KeyTransferred => "key.transferred",
+            AuditAction::KeyUpdated => "key.updated",
+            AuditAction::KeyRolled => "key.rolled",
+            AuditAction::ServiceAccountCreated => "service_account.created",
+            AuditAction::ServiceAccountDeleted => "service_account.deleted",
         }
     }
 
@@ -254,6 +272,79 @@ pub struct NewKey {
     pub name: String,
     pub description: Option<String>,
     pub expires_at: Option<i64>,
+    /// `None`: owned by its creator.
+    pub owner: Option<Owner>,
+}
+
+/// Whom a key acts as: a user (removed by identity systems) or a service
+/// account (never removed by them; deleted only through keygate).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Owner {
+    User(String),
+    ServiceAccount(String),
+}
+
+impl Owner {
+    /// `sa_…` names a service account (and must have the shape of its id);
+    /// anything else must be a user id.
+    pub fn parse(s: &str) -> Option<Self> {
+        if s.starts_with(crate::key::SERVICE_ACCOUNT_ID_PREFIX) {
+            crate::key::is_service_account_id(s).then(|| Owner::ServiceAccount(s.to_owned()))
+        } else {
+            crate::validate::is_user_id(s).then(|| Owner::User(s.trim().to_owned()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Owner::User(id) | Owner::ServiceAccount(id) => id,
+        }
+    }
+}
+
+/// A validated `PATCH /api/keys/{id}`: each field `None` when absent.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyChanges {
+    pub name: Option<String>,
+    /// `Some(None)`: remove the description.
+    pub description: Option<Option<String>>,
+    /// `Some(None)`: never expires.
+    pub expires_at: Option<Option<i64>>,
+}
+
+/// `POST /api/service-accounts`, validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewServiceAccount {
+    pub name: String,
+    pub description: Option<String>,
+}
+
+/// A service account as the contract shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ServiceAccount {
+    pub id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub created_by: String,
+    #[serde(serialize_with = "serde_rfc3339::required")]
+    pub created_at: i64,
+}
+
+/// `GET /api/users/{user_id}`: what removing this user would break.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct UserSummary {
+    pub user_id: String,
+    #[serde(serialize_with = "serde_rfc3339::optional")]
+    pub removed_at: Option<i64>,
+    pub keys: KeyCounts,
+    pub used_last_30_days: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct KeyCounts {
+    pub active: u64,
+    pub expired: u64,
+    pub revoked: u64,
 }
 
 /// Who is acting on a management call, and how they signed in.
@@ -317,6 +408,7 @@ impl ActingUser {
 pub enum SortField {
     Name,
     CreatedBy,
+    Owner,
     CreatedAt,
     LastUsedAt,
 }
@@ -327,6 +419,7 @@ impl SortField {
         match self {
             SortField::Name => "name_folded",
             SortField::CreatedBy => "created_by",
+            SortField::Owner => "owner",
             SortField::CreatedAt => "created_at",
             SortField::LastUsedAt => "last_used_at",
         }
@@ -355,6 +448,8 @@ pub struct ListQuery {
     pub order: SortOrder,
     pub name: Option<String>,
     pub created_by: Option<String>,
+    /// Whom the keys act as (v2); matched case-insensitively like `created_by`.
+    pub owner: Option<String>,
     pub created_from: Option<i64>,
     pub created_to: Option<i64>,
     pub status: Option<KeyStatus>,
@@ -371,6 +466,7 @@ impl Default for ListQuery {
             order: SortOrder::Desc,
             name: None,
             created_by: None,
+            owner: None,
             created_from: None,
             created_to: None,
             status: None,

@@ -69,6 +69,11 @@ pub const MAX_CHALLENGE_CHARS: usize = 1024;
 #[derive(Clone)]
 pub struct HookSecret(String);
 
+/// A shorter `okta_hook_secret` is taken as unset (the route answers 404),
+/// as SCIM's token and the admin token are: a guessable secret would let
+/// anyone remove users.
+pub const MIN_SECRET_LEN: usize = 16;
+
 impl fmt::Debug for HookSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("HookSecret([redacted])")
@@ -82,7 +87,7 @@ impl HookSecret {
     pub fn from_variable(configured: Option<&str>) -> Result<Self, Error> {
         configured
             .map(str::trim)
-            .filter(|s| !s.is_empty())
+            .filter(|s| s.len() >= MIN_SECRET_LEN)
             .map(|s| HookSecret(s.to_owned()))
             .ok_or(Error::NotFound)
     }
@@ -651,6 +656,7 @@ mod tests {
                 name: name.into(),
                 description: None,
                 expires_at: None,
+                owner: None,
             };
             let created = self
                 .service()

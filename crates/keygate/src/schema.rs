@@ -19,7 +19,7 @@
 use crate::retry::{self, Repeatable};
 use crate::store::{Sql, StoreError};
 
-pub const SCHEMA_VERSION: i64 = 10;
+pub const SCHEMA_VERSION: i64 = 11;
 
 /// Schema version 1. `name_folded` is the Unicode-lower-cased name, computed
 /// in Rust: SQLite's `lower()` folds ASCII only, which would let "Ärger" and
@@ -403,6 +403,172 @@ pub const V10: &[&str] = &[
         END",
 ];
 
+/// Schema version 11: owners, service accounts, and the key lifecycle (v2).
+///
+/// - `api_keys.owner`: whom the key acts as. Existing keys are owned by
+///   their creator (backfilled); an instance still at v10 inserts keys
+///   without it during a rolling upgrade, and a trigger fills it in the same
+///   statement. Verify takes the owner (and the name) from the row in its one
+///   insert, so a transfer is one statement and a key never acts as two owners.
+/// - `api_keys.previous_key_hash` / `previous_valid_until`: a rolled key's
+///   one previous secret and when it stops verifying; verify's insert checks
+///   the presented hash against these, so the grace ends in SQL exactly.
+/// - `service_accounts`: owners no identity system removes; names unique
+///   among live ones, case-insensitively. A deletion keeps the row
+///   (`deleted_at`), so no key can be created for or moved to it afterwards.
+/// - Journal tables `key_transfers`, `key_updates`, `key_rolls`: each change
+///   is one insert whose trigger changes the key and writes its audit entry
+///   in the same statement (as `key_deletions` does since v7), with the
+///   acting user and how they signed in, which a trigger on `api_keys` could
+///   not know.
+/// - `key.revoked` entries name the owner. The trigger that wrote the creator
+///   is replaced; a guard keeps one entry per revocation while both exist.
+pub const V11: &[&str] = &[
+    "ALTER TABLE api_keys ADD COLUMN owner TEXT",
+    "ALTER TABLE api_keys ADD COLUMN previous_key_hash TEXT",
+    "ALTER TABLE api_keys ADD COLUMN previous_valid_until INTEGER",
+    "CREATE TRIGGER IF NOT EXISTS api_keys_owned_by_their_creator_by_default
+        AFTER INSERT ON api_keys
+        WHEN NEW.owner IS NULL
+        BEGIN
+            UPDATE api_keys SET owner = NEW.created_by WHERE id = NEW.id;
+        END",
+    "UPDATE api_keys SET owner = created_by WHERE owner IS NULL",
+    "CREATE INDEX IF NOT EXISTS api_keys_by_key_owner
+        ON api_keys (owner COLLATE NOCASE, id)",
+    "CREATE INDEX IF NOT EXISTS api_keys_by_key_owner_created_at
+        ON api_keys (owner COLLATE NOCASE, created_at, id)",
+    "CREATE TRIGGER IF NOT EXISTS audit_key_revoked_once_while_migrating
+        BEFORE INSERT ON audit_log
+        WHEN NEW.action = 'key.revoked'
+            AND EXISTS (SELECT 1 FROM audit_log WHERE key_id = NEW.key_id AND action = 'key.revoked')
+        BEGIN
+            SELECT RAISE(IGNORE);
+        END",
+    "CREATE TRIGGER IF NOT EXISTS key_revocation_is_audited_as_its_owner
+        AFTER UPDATE OF revoked_at ON api_keys
+        WHEN OLD.revoked_at IS NULL AND NEW.revoked_at IS NOT NULL
+        BEGIN
+            INSERT INTO audit_log (at, user, action, key_id, key_name, details)
+            VALUES (NEW.revoked_at, coalesce(NEW.owner, NEW.created_by), 'key.revoked', NEW.id,
+                    NEW.name, json_object('reason', NEW.revoked_reason));
+        END",
+    "DROP TRIGGER IF EXISTS api_keys_revocation_is_audited",
+    "DROP TRIGGER IF EXISTS audit_key_revoked_once_while_migrating",
+    "CREATE TABLE IF NOT EXISTS service_accounts (
+        id TEXT PRIMARY KEY NOT NULL,
+        name TEXT NOT NULL,
+        name_folded TEXT NOT NULL,
+        description TEXT,
+        created_by TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        created_via TEXT NOT NULL,
+        deleted_at INTEGER,
+        deleted_by TEXT,
+        deleted_via TEXT
+    )",
+    "CREATE UNIQUE INDEX IF NOT EXISTS service_accounts_live_name
+        ON service_accounts (name_folded) WHERE deleted_at IS NULL",
+    "CREATE INDEX IF NOT EXISTS service_accounts_live_by_created_at
+        ON service_accounts (created_at, id) WHERE deleted_at IS NULL",
+    "CREATE TRIGGER IF NOT EXISTS service_account_creation_is_audited
+        AFTER INSERT ON service_accounts
+        BEGIN
+            INSERT INTO audit_log (at, user, action, key_id, key_name, details)
+            VALUES (NEW.created_at, NEW.created_by, 'service_account.created', NULL, NULL,
+                    json_object('service_account_id', NEW.id, 'name', NEW.name,
+                                'auth', NEW.created_via));
+        END",
+    "CREATE TRIGGER IF NOT EXISTS service_account_deletion_is_audited
+        AFTER UPDATE OF deleted_at ON service_accounts
+        WHEN OLD.deleted_at IS NULL AND NEW.deleted_at IS NOT NULL
+        BEGIN
+            INSERT INTO audit_log (at, user, action, key_id, key_name, details)
+            VALUES (NEW.deleted_at, NEW.deleted_by, 'service_account.deleted', NULL, NULL,
+                    json_object('service_account_id', NEW.id, 'name', NEW.name,
+                                'auth', NEW.deleted_via));
+        END",
+    "CREATE TABLE IF NOT EXISTS key_transfers (
+        id INTEGER PRIMARY KEY,
+        at INTEGER NOT NULL,
+        transferred_by TEXT NOT NULL,
+        auth TEXT NOT NULL,
+        key_id TEXT NOT NULL,
+        key_name TEXT NOT NULL,
+        from_owner TEXT NOT NULL,
+        to_owner TEXT NOT NULL
+    )",
+    "CREATE TRIGGER IF NOT EXISTS key_transfer_moves_the_key_and_is_audited
+        AFTER INSERT ON key_transfers
+        BEGIN
+            UPDATE api_keys SET owner = NEW.to_owner WHERE id = NEW.key_id;
+            INSERT INTO audit_log (at, user, action, key_id, key_name, details)
+            VALUES (NEW.at, NEW.transferred_by, 'key.transferred', NEW.key_id, NEW.key_name,
+                    json_object('from', NEW.from_owner, 'to', NEW.to_owner, 'auth', NEW.auth));
+        END",
+    "CREATE TABLE IF NOT EXISTS key_updates (
+        id INTEGER PRIMARY KEY,
+        at INTEGER NOT NULL,
+        updated_by TEXT NOT NULL,
+        auth TEXT NOT NULL,
+        key_id TEXT NOT NULL,
+        key_name TEXT NOT NULL,
+        sets_name INTEGER NOT NULL,
+        name TEXT,
+        name_folded TEXT,
+        sets_description INTEGER NOT NULL,
+        description TEXT,
+        sets_expires_at INTEGER NOT NULL,
+        expires_at INTEGER,
+        fields TEXT NOT NULL
+    )",
+    // Only the fields the patch names are set, from the row as it is when
+    // the statement runs: two patches of different fields both hold.
+    "CREATE TRIGGER IF NOT EXISTS key_update_changes_the_key_and_is_audited
+        AFTER INSERT ON key_updates
+        BEGIN
+            UPDATE api_keys SET
+                name = CASE WHEN NEW.sets_name THEN NEW.name ELSE name END,
+                name_folded = CASE WHEN NEW.sets_name THEN NEW.name_folded ELSE name_folded END,
+                description = CASE WHEN NEW.sets_description THEN NEW.description
+                                   ELSE description END,
+                expires_at = CASE WHEN NEW.sets_expires_at THEN NEW.expires_at
+                                  ELSE expires_at END
+            WHERE id = NEW.key_id;
+            INSERT INTO audit_log (at, user, action, key_id, key_name, details)
+            SELECT NEW.at, NEW.updated_by, 'key.updated', NEW.key_id, name,
+                   json_object('fields', json(NEW.fields), 'auth', NEW.auth)
+            FROM api_keys WHERE id = NEW.key_id;
+        END",
+    "CREATE TABLE IF NOT EXISTS key_rolls (
+        id INTEGER PRIMARY KEY,
+        at INTEGER NOT NULL,
+        rolled_by TEXT NOT NULL,
+        auth TEXT NOT NULL,
+        key_id TEXT NOT NULL,
+        key_name TEXT NOT NULL,
+        new_hash TEXT NOT NULL,
+        new_hint TEXT NOT NULL,
+        previous_hash TEXT NOT NULL,
+        previous_valid_until INTEGER NOT NULL
+    )",
+    "CREATE TRIGGER IF NOT EXISTS key_roll_replaces_the_secret_and_is_audited
+        AFTER INSERT ON key_rolls
+        BEGIN
+            UPDATE api_keys SET
+                previous_key_hash = NEW.previous_hash,
+                previous_valid_until = NEW.previous_valid_until,
+                key_hash = NEW.new_hash,
+                hint = NEW.new_hint
+            WHERE id = NEW.key_id;
+            INSERT INTO audit_log (at, user, action, key_id, key_name, details)
+            VALUES (NEW.at, NEW.rolled_by, 'key.rolled', NEW.key_id, NEW.key_name,
+                    json_object('previous_secret_expires_at',
+                                strftime('%Y-%m-%dT%H:%M:%SZ', NEW.previous_valid_until, 'unixepoch'),
+                                'auth', NEW.auth));
+        END",
+];
+
 /// What verify's connection sets before it records a use: `synchronous =
 /// NORMAL`. In WAL mode a commit then appends to the log without an `fsync`;
 /// the log is synced at each checkpoint (SQLite's automatic one every 1,000
@@ -425,6 +591,7 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
     (8, V8),
     (9, V9),
     (10, V10),
+    (11, V11),
 ];
 
 pub fn user_version(sql: &dyn Sql) -> Result<i64, StoreError> {
@@ -546,8 +713,12 @@ mod tests {
                 "audit_log",
                 "key_counts",
                 "key_deletions",
+                "key_rolls",
+                "key_transfers",
+                "key_updates",
                 "removed_users",
                 "scim_users",
+                "service_accounts",
                 "user_reactivations",
                 "webhook_deliveries"
             ]
@@ -557,6 +728,8 @@ mod tests {
             indexes,
             [
                 "api_keys_by_created_at",
+                "api_keys_by_key_owner",
+                "api_keys_by_key_owner_created_at",
                 "api_keys_by_last_used_at",
                 "api_keys_by_name",
                 "api_keys_by_owner_created_at_nocase",
@@ -574,6 +747,8 @@ mod tests {
                 "scim_users_by_created_at",
                 "scim_users_by_external_id",
                 "scim_users_by_user_name",
+                "service_accounts_live_by_created_at",
+                "service_accounts_live_name",
             ]
         );
         let triggers = names(&sql, "trigger");
@@ -583,7 +758,7 @@ mod tests {
                 "api_keys_name_search_on_delete",
                 "api_keys_name_search_on_insert",
                 "api_keys_name_search_on_rename",
-                "api_keys_revocation_is_audited",
+                "api_keys_owned_by_their_creator_by_default",
                 "audit_key_deleted_only_for_a_removed_key",
                 "audit_key_used_sets_last_used_at",
                 "key_counts_on_delete",
@@ -591,6 +766,12 @@ mod tests {
                 "key_counts_on_revocation",
                 "key_creation_is_audited_with_its_sign_in",
                 "key_deletion_removes_the_key_and_is_audited_with_its_sign_in",
+                "key_revocation_is_audited_as_its_owner",
+                "key_roll_replaces_the_secret_and_is_audited",
+                "key_transfer_moves_the_key_and_is_audited",
+                "key_update_changes_the_key_and_is_audited",
+                "service_account_creation_is_audited",
+                "service_account_deletion_is_audited",
                 "user_reactivation_readmits_and_is_audited",
             ]
         );
@@ -868,6 +1049,74 @@ mod tests {
             let fresh = SqliteSql::new();
             migrate_between(&fresh, 0, 9).unwrap();
             assert_eq!(after, names(&fresh, "trigger"), "after {interrupted_after}");
+            assert_eq!(names(&sql, "index"), names(&fresh, "index"));
+        }
+    }
+
+    /// The v11 migration interrupted after each of its statements, an
+    /// instance still at v10 creating keys (without an owner) and revoking
+    /// them between any two, a second instance then running all of v11, and
+    /// the first finishing: every revocation has exactly one `key.revoked`
+    /// entry, every key ends up owned by its creator, and the schema is a
+    /// fresh v11's.
+    #[test]
+    fn during_the_v11_migration_every_revocation_is_audited_once_and_every_key_gets_its_owner() {
+        let revocations = |sql: &SqliteSql| -> Vec<String> {
+            sql.execute(
+                "SELECT key_id FROM audit_log WHERE action = 'key.revoked' ORDER BY key_id",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.text(0).unwrap())
+            .collect()
+        };
+        for interrupted_after in 0..=V11.len() {
+            let sql = SqliteSql::new();
+            migrate_between(&sql, 0, 10).unwrap();
+            let mut revoked = Vec::new();
+            let mut n = 0;
+            let mut write = |sql: &SqliteSql, at: &str| {
+                n += 1;
+                let (kept, doomed) = (format!("k-{n}-kept"), format!("k-{n}-revoked"));
+                v9_create(sql, &kept);
+                v9_create(sql, &doomed);
+                sql.execute(
+                    "UPDATE api_keys SET revoked_at = 5, revoked_reason = 'owner_removed' \
+                     WHERE id = ? AND revoked_at IS NULL",
+                    &[SqlValue::text(&doomed)],
+                )
+                .unwrap();
+                revoked.push(doomed);
+                revoked.sort();
+                assert_eq!(revocations(sql), revoked, "{at}");
+            };
+            write(&sql, "at v10");
+            for (i, statement) in V11[..interrupted_after].iter().enumerate() {
+                assert!(apply(&sql, statement).unwrap());
+                write(&sql, &format!("first instance, after statement {i}"));
+            }
+            for (i, statement) in V11.iter().enumerate() {
+                assert!(apply(&sql, statement).unwrap());
+                write(&sql, &format!("second instance, after statement {i}"));
+            }
+            migrate_between(&sql, 10, 11).unwrap();
+            for (i, statement) in V11.iter().enumerate().skip(interrupted_after) {
+                assert!(apply(&sql, statement).unwrap());
+                write(&sql, &format!("first instance again, after statement {i}"));
+            }
+            let unowned = sql
+                .execute(
+                    "SELECT count(*) FROM api_keys WHERE owner IS NOT created_by",
+                    &[],
+                )
+                .unwrap()
+                .scalar_int()
+                .unwrap();
+            assert_eq!(unowned, 0, "after {interrupted_after}");
+            let fresh = SqliteSql::new();
+            migrate_between(&fresh, 0, 11).unwrap();
+            assert_eq!(names(&sql, "trigger"), names(&fresh, "trigger"));
             assert_eq!(names(&sql, "index"), names(&fresh, "index"));
         }
     }

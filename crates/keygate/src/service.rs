@@ -8,7 +8,7 @@ use crate::error::Error;
 use crate::key::{ApiKey, KeyHash, is_key_id, new_key_id};
 use crate::model::{
     ActingUser, AuditAction, AuditEntry, AuditQuery, CreatedKey, KeyStatus, KeyView, ListQuery,
-    NewKey, Page, RemovalChannel, SortField, UserRemovedResponse, Verified, VerifyContext,
+    NewKey, Owner, Page, SortField, Verified, VerifyContext,
 };
 use crate::retry::{self, Repeatable};
 use crate::schema;
@@ -24,22 +24,30 @@ struct IndexEntry {
     name: String,
     expires_at: Option<i64>,
     revoked: bool,
+    /// A rolled key's previous secret: verifies until then (exclusive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    valid_until: Option<i64>,
 }
 
 /// The revocation reason when the identity system removes the owner.
 pub const OWNER_REMOVED: &str = "owner_removed";
 
 const KEY_COLUMNS: &str = "id, name, description, created_by, created_at, last_used_at, \
-                           expires_at, revoked_at, revoked_reason, hint";
+                           expires_at, revoked_at, revoked_reason, hint, \
+                           coalesce(owner, created_by)";
 
 const INSERT_AUDIT: &str = "INSERT INTO audit_log (at, user, action, key_id, key_name, details) \
                             VALUES (?, ?, ?, ?, ?, ?)";
 
-/// Verify's one statement: `key.used`, only while the key's row exists and is
-/// not revoked (the last parameter is the key id).
+/// Verify's one statement: `key.used` as the key's owner, only while the
+/// key's row exists, is not revoked or expired, and the presented secret is
+/// its secret or its previous one within the grace (schema v11). Parameters:
+/// now, details, key id, now, hash, hash, now.
 const INSERT_KEY_USED: &str = "INSERT INTO audit_log (at, user, action, key_id, key_name, details) \
-     SELECT ?, ?, ?, ?, ?, ? \
-     WHERE EXISTS (SELECT 1 FROM api_keys WHERE id = ? AND revoked_at IS NULL) RETURNING id";
+     SELECT ?, coalesce(owner, created_by), 'key.used', id, name, ? FROM api_keys \
+     WHERE id = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?) \
+     AND (key_hash = ? OR (previous_key_hash = ? AND previous_valid_until > ?)) \
+     RETURNING user, key_name";
 
 /// keygate's operations over a key-value store and a SQLite database.
 /// `now` (Unix seconds) is a parameter everywhere so tests own the clock.
@@ -75,6 +83,9 @@ impl<'a> KeyService<'a> {
         now: i64,
     ) -> Result<CreatedKey, Error> {
         self.authorize(user)?;
+        let owner = new
+            .owner
+            .unwrap_or_else(|| Owner::User(user.as_str().to_owned()));
         let secret = ApiKey::generate()?;
         let hash = secret.hash();
         let key = KeyView {
@@ -82,6 +93,7 @@ impl<'a> KeyService<'a> {
             name: new.name,
             description: new.description,
             created_by: user.as_str().to_owned(),
+            owner: owner.as_str().to_owned(),
             created_at: now,
             last_used_at: None,
             expires_at: new.expires_at,
@@ -94,20 +106,27 @@ impl<'a> KeyService<'a> {
             &hash,
             &IndexEntry {
                 key_id: key.id.clone(),
-                owner: key.created_by.clone(),
+                owner: key.owner.clone(),
                 name: key.name.clone(),
                 expires_at: key.expires_at,
                 revoked: false,
+                valid_until: None,
             },
         )?;
-        // `removed_users` is read in the insert itself: a webhook that removed
-        // the user (in any spelling) since `authorize` either committed first
-        // (nothing is inserted) or scans for the user's keys after this row exists.
+        // `removed_users` (and for a service account, `service_accounts`) is
+        // read in the insert itself: a removal of the acting user or the
+        // owner (in any spelling) since `authorize` either committed first
+        // (nothing is inserted) or scans for the owner's keys after this row
+        // exists.
         let inserted = self.execute(
-            "INSERT INTO api_keys (id, name, name_folded, description, key_hash, hint, \
-             created_by, created_at, expires_at, created_via) \
-             SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS \
-             (SELECT 1 FROM removed_users WHERE user_id COLLATE NOCASE = ?) RETURNING id",
+            &format!(
+                "INSERT INTO api_keys (id, name, name_folded, description, key_hash, hint, \
+                 created_by, created_at, expires_at, created_via, owner) \
+                 SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS \
+                 (SELECT 1 FROM removed_users WHERE user_id COLLATE NOCASE = ?) AND {} \
+                 RETURNING id",
+                owner_may_own(&owner)
+            ),
             &[
                 SqlValue::text(&key.id),
                 SqlValue::text(&key.name),
@@ -119,12 +138,17 @@ impl<'a> KeyService<'a> {
                 SqlValue::Integer(now),
                 SqlValue::opt_int(key.expires_at),
                 SqlValue::text(user.signed_in_with().as_str()),
+                SqlValue::text(&key.owner),
                 SqlValue::text(&key.created_by),
+                SqlValue::text(&key.owner),
             ],
         );
         let error = match inserted {
             Ok(rows) if !rows.rows.is_empty() => return Ok(CreatedKey { key, secret }),
-            Ok(_) => Error::UserRemoved,
+            Ok(_) => match self.authorize(user) {
+                Err(e) => e,
+                Ok(()) => owner_refused(&owner),
+            },
             Err(e) if e.is_name_taken() => Error::NameTaken,
             Err(e) => Error::Storage(e),
         };
@@ -224,11 +248,11 @@ impl<'a> KeyService<'a> {
             return Err(Error::KeyNotFound);
         }
         let rows = self.execute(
-            "SELECT name, key_hash FROM api_keys WHERE id = ?",
+            "SELECT name, key_hash, previous_key_hash FROM api_keys WHERE id = ?",
             &[SqlValue::text(id)],
         )?;
         let row = rows.first().ok_or(Error::KeyNotFound)?;
-        let (name, hash) = (row.text(0)?, row.text(1)?);
+        let (name, hash, previous) = (row.text(0)?, row.text(1)?, row.opt_text(2)?);
         let deleted = self.execute(
             "INSERT INTO key_deletions (at, deleted_by, key_id, key_name, auth) \
              SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM api_keys WHERE id = ?) RETURNING id",
@@ -245,7 +269,9 @@ impl<'a> KeyService<'a> {
             // Another request deleted it in between, and audited it.
             return Err(Error::KeyNotFound);
         }
-        let _ = self.kv.delete(&format!("key:{hash}"));
+        for hash in std::iter::once(hash).chain(previous) {
+            let _ = self.kv.delete(&format!("key:{hash}"));
+        }
         Ok(())
     }
 
@@ -317,192 +343,53 @@ impl<'a> KeyService<'a> {
         if KeyStatus::at(None, entry.expires_at, now) == KeyStatus::Expired {
             return Err(Error::ExpiredKey);
         }
+        if entry.valid_until.is_some_and(|until| until <= now) {
+            // A rolled key's previous secret past its grace.
+            return Err(Error::UnknownKey);
+        }
         let details = json!({
             "method": context.method,
             "path": context.path,
             "source_ip": context.source_ip,
         });
-        let [at, owner, action, key_id, key_name, details] = audit_params(
-            now,
-            &entry.owner,
-            AuditAction::KeyUsed,
-            Some((&entry.key_id, &entry.name)),
-            &details,
-        );
+        let hash = key.hash().to_hex();
         let params = [
-            at,
-            owner,
-            action,
-            key_id,
-            key_name,
-            details,
+            SqlValue::Integer(now),
+            SqlValue::text(details.to_string()),
             SqlValue::text(&entry.key_id),
+            SqlValue::Integer(now),
+            SqlValue::text(&hash),
+            SqlValue::text(&hash),
+            SqlValue::Integer(now),
         ];
         // Best effort: where the setting is refused (a libSQL server; Spin's
         // client refuses it itself, without a round trip) the connection
         // keeps SQLite's stricter default.
         let _ = self.sql.execute(schema::RECORD_USES_WITHOUT_FSYNC, &[]);
         let recorded = self.execute(INSERT_KEY_USED, &params)?;
-        if recorded.rows.is_empty() {
-            // Deleted or revoked since the entry was read (or the entry is a
-            // leftover of a failed create or delete): say which.
+        let Some(used) = recorded.first() else {
+            // Deleted, revoked, expired or rolled since the entry was read
+            // (or the entry is a leftover of a failed create, delete or
+            // roll): say which.
             let row = self.execute(
-                "SELECT revoked_at IS NOT NULL FROM api_keys WHERE id = ?",
-                &[SqlValue::text(&entry.key_id)],
+                "SELECT revoked_at IS NOT NULL, expires_at IS NOT NULL AND expires_at <= ? \
+                 FROM api_keys WHERE id = ?",
+                &[SqlValue::Integer(now), SqlValue::text(&entry.key_id)],
             )?;
             return Err(match row.first() {
                 Some(row) if row.int(0)? != 0 => Error::RevokedKey,
+                Some(row) if row.int(1)? != 0 => Error::ExpiredKey,
                 _ => Error::UnknownKey,
             });
-        }
+        };
+        let (owner, name) = (used.text(0)?, used.text(1)?);
         Ok(Verified {
             key_id: entry.key_id,
-            key_name: entry.name,
-            user_id: entry.owner,
+            key_name: name,
+            user_id: owner,
             expires_at: entry.expires_at,
         })
     }
-
-    /// The `user.removed` webhook, after its signature was checked.
-    ///
-    /// Write order: `removed_users` first (from then on the user cannot act
-    /// or create keys); per key, `revoked_at` in SQL, whose trigger writes
-    /// `key.revoked` in the same statement (verify refuses the key from that
-    /// moment, as it records a use only of a key not revoked), then the KV
-    /// entry marked revoked (so verify refuses it without SQL); then
-    /// `user.removed` (at most once per user, by a unique index); then the
-    /// stored response for this `webhook-id`. A retry after a failure
-    /// anywhere revokes the keys not yet revoked and marks every key of the
-    /// user in KV again, without duplicate entries.
-    ///
-    /// `revoked_keys` counts the keys the removal revoked: for the delivery
-    /// that removed the user (and its retries) all of them; for a later,
-    /// different delivery only what it revoked itself (normally 0).
-    ///
-    /// User ids match ASCII case-insensitively: a removal finds the user's
-    /// keys in any spelling, and a removal of `Floris@Example.com` after one
-    /// of `floris@example.com` is the same user's (nothing more is revoked,
-    /// and `user.removed` stays one entry, under the spelling removed first).
-    /// The response names the user as this delivery did; KV entries keep
-    /// each key's own `created_by` as its owner.
-    pub fn remove_user(
-        &self,
-        user_id: &str,
-        webhook_id: &str,
-        now: i64,
-    ) -> Result<UserRemovedResponse, Error> {
-        schema::migrate(self.sql)?;
-        let stored = self.execute(
-            "SELECT response FROM webhook_deliveries WHERE webhook_id = ?",
-            &[SqlValue::text(webhook_id)],
-        )?;
-        if let Some(row) = stored.first() {
-            return serde_json::from_str(&row.text(0)?).map_err(|_| {
-                Error::Storage(StoreError::new("unreadable stored webhook response"))
-            });
-        }
-        self.execute(
-            "INSERT INTO removed_users (user_id, removed_at, webhook_id) SELECT ?, ?, ? \
-             WHERE NOT EXISTS (SELECT 1 FROM removed_users WHERE user_id COLLATE NOCASE = ?) \
-             ON CONFLICT (user_id) DO NOTHING",
-            &[
-                SqlValue::text(user_id),
-                SqlValue::Integer(now),
-                SqlValue::text(webhook_id),
-                SqlValue::text(user_id),
-            ],
-        )?;
-        // The first removal of this user, in whatever spelling it came.
-        let removed = self.execute(
-            "SELECT user_id, webhook_id FROM removed_users WHERE user_id COLLATE NOCASE = ? \
-             ORDER BY rowid LIMIT 1",
-            &[SqlValue::text(user_id)],
-        )?;
-        let removed = removed
-            .first()
-            .ok_or_else(|| StoreError::new("removed user row vanished"))?;
-        let (removed_as, removed_by) = (removed.text(0)?, removed.text(1)?);
-
-        // Every key of the user, revoked ones included: a retry marks in KV
-        // what a failed attempt revoked in SQL only.
-        let keys = self.execute(
-            "SELECT id, name, key_hash, expires_at, revoked_at IS NULL, created_by FROM api_keys \
-             WHERE created_by COLLATE NOCASE = ? ORDER BY id",
-            &[SqlValue::text(user_id)],
-        )?;
-        let mut revoked_now = 0;
-        for row in keys.iter() {
-            let (id, name, hash, expires_at, owner) = (
-                row.text(0)?,
-                row.text(1)?,
-                row.text(2)?,
-                row.opt_int(3)?,
-                row.text(5)?,
-            );
-            if row.int(4)? != 0 {
-                let updated = self.execute(
-                    "UPDATE api_keys SET revoked_at = ?, revoked_reason = ? \
-                     WHERE id = ? AND revoked_at IS NULL RETURNING id",
-                    &[
-                        SqlValue::Integer(now),
-                        SqlValue::text(OWNER_REMOVED),
-                        SqlValue::text(&id),
-                    ],
-                )?;
-                revoked_now += updated.rows.len() as u64;
-            }
-            let entry = IndexEntry {
-                key_id: id.clone(),
-                owner,
-                name,
-                expires_at,
-                revoked: true,
-            };
-            self.kv.set(&format!("key:{hash}"), &entry_bytes(&entry))?;
-        }
-
-        let revoked_keys = if removed_by == webhook_id {
-            self.sql
-                .execute(
-                    "SELECT count(*) FROM audit_log \
-                     WHERE user COLLATE NOCASE = ? AND action = 'key.revoked'",
-                    &[SqlValue::text(user_id)],
-                )?
-                .scalar_int()?
-                .max(0) as u64
-        } else {
-            revoked_now
-        };
-        self.execute(
-            &format!("{INSERT_AUDIT} ON CONFLICT DO NOTHING"),
-            &audit_params(
-                now,
-                &removed_as,
-                AuditAction::UserRemoved,
-                None,
-                &json!({
-                    "webhook_id": webhook_id,
-                    "channel": RemovalChannel::of_delivery(webhook_id).as_str(),
-                    "revoked_keys": revoked_keys,
-                }),
-            ),
-        )?;
-        let response = UserRemovedResponse {
-            user_id: user_id.to_owned(),
-            revoked_keys,
-        };
-        self.execute(
-            "INSERT INTO webhook_deliveries (webhook_id, response, received_at) VALUES (?, ?, ?) \
-             ON CONFLICT (webhook_id) DO NOTHING",
-            &[
-                SqlValue::text(webhook_id),
-                SqlValue::text(serde_json::to_string(&response).expect("serialisable")),
-                SqlValue::Integer(now),
-            ],
-        )?;
-        Ok(response)
-    }
-
     /// Every management call: schema in place, acting user not removed.
     /// Every management call starts here: one statement reads the schema
     /// version (migrating when it is behind) and whether the acting user was
@@ -597,6 +484,7 @@ fn key_view(row: &Row<'_>, now: i64) -> Result<KeyView, StoreError> {
         revoked_at,
         revoked_reason: row.opt_text(8)?,
         hint: row.text(9)?,
+        owner: row.text(10)?,
     })
 }
 
@@ -630,6 +518,10 @@ pub(crate) fn list_filter(q: &ListQuery, now: i64, name_index: bool) -> (String,
     if let Some(user) = &q.created_by {
         clauses.push("created_by COLLATE NOCASE = ?");
         params.push(SqlValue::text(user));
+    }
+    if let Some(owner) = &q.owner {
+        clauses.push("owner COLLATE NOCASE = ?");
+        params.push(SqlValue::text(owner));
     }
     if let Some(from) = q.created_from {
         clauses.push("created_at >= ?");
@@ -669,7 +561,10 @@ fn fts_phrase(needle: &str) -> String {
 /// The overview's `total` from `key_counts` (schema v2) when the query
 /// filters at most by owner and status; `None` when it needs a `COUNT(*)`.
 pub(crate) fn counted_total(q: &ListQuery, now: i64) -> Option<(String, Vec<SqlValue>)> {
+    // `key_counts` counts by creator; an owner's keys are counted from the
+    // NOCASE owner index instead.
     if q.name.is_some()
+        || q.owner.is_some()
         || q.created_from.is_some()
         || q.created_to.is_some()
         || q.unused_since.is_some()
@@ -743,6 +638,7 @@ pub(crate) fn audit_filter(q: &AuditQuery) -> (String, Vec<SqlValue>) {
 fn sort_column(sort: SortField) -> &'static str {
     match sort {
         SortField::CreatedBy => "created_by COLLATE NOCASE",
+        SortField::Owner => "owner COLLATE NOCASE",
         other => other.column(),
     }
 }
@@ -755,5 +651,35 @@ fn where_clause(clauses: &[&str]) -> String {
     }
 }
 
+/// The condition, in a statement that gives a key to `owner` (its one
+/// parameter: the owner's id), that the owner may own keys: a live service
+/// account, or a user who was not removed (in any spelling).
+fn owner_may_own(owner: &Owner) -> &'static str {
+    match owner {
+        Owner::ServiceAccount(_) => {
+            "EXISTS (SELECT 1 FROM service_accounts WHERE id = ? AND deleted_at IS NULL)"
+        }
+        Owner::User(_) => {
+            "NOT EXISTS (SELECT 1 FROM removed_users WHERE user_id COLLATE NOCASE = ?)"
+        }
+    }
+}
+
+/// Why [`owner_may_own`] refused `owner`: a field problem of the request.
+fn owner_refused(owner: &Owner) -> Error {
+    let message = match owner {
+        Owner::ServiceAccount(_) => "no such service account (it may have been deleted)",
+        Owner::User(_) => "this user has been removed and cannot own keys",
+    };
+    Error::ValidationFailed(vec![crate::error::FieldError::new("owner", message)])
+}
+
+mod lifecycle;
+mod owners;
+mod removal;
+
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod lifecycle_tests;

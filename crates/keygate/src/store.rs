@@ -67,10 +67,12 @@ impl StoreError {
         &self.message
     }
 
-    /// SQLite's "no such table": the database has not been migrated yet.
+    /// SQLite's "no such table" or "no such column": the database has not
+    /// been migrated to this version yet (verify, which does not migrate
+    /// first, meets a database an older instance left).
     /// Spin flattens SQLite errors to text, so the text is all there is to go on.
     pub(crate) fn is_missing_schema(&self) -> bool {
-        self.message.contains("no such table")
+        self.message.contains("no such table") || self.message.contains("no such column")
     }
 
     /// A statement the database server refuses to run for clients (libSQL's
@@ -115,7 +117,13 @@ impl StoreError {
 
     /// A violation of the "one live key per name" index.
     pub(crate) fn is_name_taken(&self) -> bool {
-        self.message.contains("UNIQUE constraint failed") && self.message.contains("name_folded")
+        self.message.contains("UNIQUE constraint failed")
+            && self.message.contains("api_keys.name_folded")
+    }
+
+    pub(crate) fn is_service_account_name_taken(&self) -> bool {
+        self.message.contains("UNIQUE constraint failed")
+            && self.message.contains("service_accounts.name_folded")
     }
 }
 

@@ -8,9 +8,15 @@ use serde_json::Value;
 
 use crate::error::{Error, FieldError};
 use crate::model::{
-    ActingUser, AuditAction, AuditQuery, KeyStatus, ListQuery, NewKey, SortField, SortOrder,
+    ActingUser, AuditAction, AuditQuery, KeyStatus, ListQuery, NewKey, Owner, SortField, SortOrder,
 };
+
+mod lifecycle;
 use crate::timestamp::{Bound, parse_bound, parse_rfc3339};
+pub use lifecycle::{
+    MAX_ROLL_GRACE_SECONDS, parse_patch_body, parse_roll_body, parse_service_account_body,
+    parse_transfer_body,
+};
 
 /// Request bodies above this are refused with `payload_too_large`.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -72,6 +78,80 @@ struct RawCreate {
     description: Option<Value>,
     #[serde(default)]
     expires_at: Option<Value>,
+    #[serde(default)]
+    owner: Option<Value>,
+}
+
+/// Keeps a field's value, or its problem for the `validation_failed` answer.
+pub(crate) fn collect<T>(errors: &mut Vec<FieldError>, field: Result<T, FieldError>) -> Option<T> {
+    field.map_err(|e| errors.push(e)).ok()
+}
+
+/// A key's (or service account's) name: trimmed, 1–100 characters, no
+/// control characters.
+pub(crate) fn key_name(value: Value) -> Result<String, FieldError> {
+    let Value::String(name) = value else {
+        return Err(FieldError::new("name", "must be a string"));
+    };
+    let name = name.trim();
+    if name.is_empty() {
+        Err(FieldError::new("name", "must not be empty"))
+    } else if name.chars().count() > MAX_NAME_CHARS {
+        Err(FieldError::new(
+            "name",
+            format!("must be at most {MAX_NAME_CHARS} characters"),
+        ))
+    } else if name.chars().any(char::is_control) {
+        Err(FieldError::new(
+            "name",
+            "must not contain control characters",
+        ))
+    } else {
+        Ok(name.to_owned())
+    }
+}
+
+/// At most 500 characters; a blank description is no description (`None`).
+pub(crate) fn description(value: Value) -> Result<Option<String>, FieldError> {
+    match value {
+        Value::String(d) if d.chars().count() > MAX_DESCRIPTION_CHARS => Err(FieldError::new(
+            "description",
+            format!("must be at most {MAX_DESCRIPTION_CHARS} characters"),
+        )),
+        Value::String(d) => Ok(Some(d).filter(|d| !d.trim().is_empty())),
+        _ => Err(FieldError::new("description", "must be a string")),
+    }
+}
+
+/// An RFC 3339 time in the future.
+pub(crate) fn expires_at(value: Value, now: i64) -> Result<i64, FieldError> {
+    let Value::String(s) = value else {
+        return Err(FieldError::new(
+            "expires_at",
+            "must be an RFC 3339 timestamp string",
+        ));
+    };
+    match parse_rfc3339(&s) {
+        Some(t) if t > now => Ok(t),
+        Some(_) => Err(FieldError::new("expires_at", "must be in the future")),
+        None => Err(FieldError::new(
+            "expires_at",
+            "must be an RFC 3339 timestamp, e.g. 2026-11-26T17:00:00Z",
+        )),
+    }
+}
+
+/// Whom a key acts as: a user id, or a service account's id (`sa_…`).
+pub(crate) fn owner(value: Value) -> Result<Owner, FieldError> {
+    match value {
+        Value::String(s) => Owner::parse(s.trim()).ok_or_else(|| {
+            FieldError::new(
+                "owner",
+                "must be a user id (1–200 printable characters) or a service account id (sa_…)",
+            )
+        }),
+        _ => Err(FieldError::new("owner", "must be a string")),
+    }
 }
 
 /// `POST /api/keys` body. Malformed JSON, a non-object, unknown or repeated
@@ -79,84 +159,28 @@ struct RawCreate {
 pub fn parse_create_body(body: &[u8], now: i64) -> Result<NewKey, Error> {
     let raw: RawCreate = parse_json_object(body)?;
     let mut errors = Vec::new();
-
     let name = match raw.name {
         None => {
             errors.push(FieldError::new("name", "is required"));
             None
         }
-        Some(Value::String(name)) => {
-            let name = name.trim();
-            let problem = if name.is_empty() {
-                Some("must not be empty".to_owned())
-            } else if name.chars().count() > MAX_NAME_CHARS {
-                Some(format!("must be at most {MAX_NAME_CHARS} characters"))
-            } else if name.chars().any(char::is_control) {
-                Some("must not contain control characters".to_owned())
-            } else {
-                None
-            };
-            match problem {
-                Some(message) => {
-                    errors.push(FieldError::new("name", message));
-                    None
-                }
-                None => Some(name.to_owned()),
-            }
-        }
-        Some(_) => {
-            errors.push(FieldError::new("name", "must be a string"));
-            None
-        }
+        Some(v) => collect(&mut errors, key_name(v)),
     };
-
-    let description = match raw.description {
-        None => None,
-        Some(Value::String(d)) if d.chars().count() > MAX_DESCRIPTION_CHARS => {
-            errors.push(FieldError::new(
-                "description",
-                format!("must be at most {MAX_DESCRIPTION_CHARS} characters"),
-            ));
-            None
-        }
-        // A blank description is no description.
-        Some(Value::String(d)) => Some(d).filter(|d| !d.trim().is_empty()),
-        Some(_) => {
-            errors.push(FieldError::new("description", "must be a string"));
-            None
-        }
-    };
-
-    let expires_at = match raw.expires_at {
-        None => None,
-        Some(Value::String(s)) => match parse_rfc3339(&s) {
-            Some(t) if t > now => Some(t),
-            Some(_) => {
-                errors.push(FieldError::new("expires_at", "must be in the future"));
-                None
-            }
-            None => {
-                errors.push(FieldError::new(
-                    "expires_at",
-                    "must be an RFC 3339 timestamp, e.g. 2026-11-26T17:00:00Z",
-                ));
-                None
-            }
-        },
-        Some(_) => {
-            errors.push(FieldError::new(
-                "expires_at",
-                "must be an RFC 3339 timestamp string",
-            ));
-            None
-        }
-    };
+    let description = raw
+        .description
+        .and_then(|v| collect(&mut errors, description(v)))
+        .flatten();
+    let expires_at = raw
+        .expires_at
+        .and_then(|v| collect(&mut errors, expires_at(v, now)));
+    let owner = raw.owner.and_then(|v| collect(&mut errors, owner(v)));
 
     match name {
         Some(name) if errors.is_empty() => Ok(NewKey {
             name,
             description,
             expires_at,
+            owner,
         }),
         _ => Err(Error::ValidationFailed(errors)),
     }
@@ -394,6 +418,7 @@ pub fn parse_list_query(raw: &str) -> Result<ListQuery, Error> {
             "order",
             "name",
             "created_by",
+            "owner",
             "created_from",
             "created_to",
             "status",
@@ -411,6 +436,7 @@ pub fn parse_list_query(raw: &str) -> Result<ListQuery, Error> {
                 &[
                     ("name", SortField::Name),
                     ("created_by", SortField::CreatedBy),
+                    ("owner", SortField::Owner),
                     ("created_at", SortField::CreatedAt),
                     ("last_used_at", SortField::LastUsedAt),
                 ],
@@ -424,6 +450,7 @@ pub fn parse_list_query(raw: &str) -> Result<ListQuery, Error> {
             .unwrap_or(defaults.order),
         name: p.text("name")?,
         created_by: p.text("created_by")?,
+        owner: p.text("owner")?,
         created_from,
         created_to,
         status: p.one_of(
@@ -438,6 +465,50 @@ pub fn parse_list_query(raw: &str) -> Result<ListQuery, Error> {
         page: p.number("page", 1, MAX_PAGE, defaults.page)?,
         per_page: p.number("per_page", 1, MAX_PER_PAGE, defaults.per_page)?,
     })
+}
+
+/// `GET /api/service-accounts` query string: `page`, `per_page`.
+pub fn parse_page_query(raw: &str) -> Result<(u32, u32), Error> {
+    let p = Params::parse(raw, &["page", "per_page"])?;
+    let defaults = ListQuery::default();
+    Ok((
+        p.number("page", 1, MAX_PAGE, defaults.page)?,
+        p.number("per_page", 1, MAX_PER_PAGE, defaults.per_page)?,
+    ))
+}
+
+/// A user id in a path (`/api/users/{user_id}`): percent-decoded (`+` is a
+/// plus), UTF-8, and a valid user id.
+pub fn parse_user_path(segment: &str) -> Result<String, Error> {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            let Some(byte) = hex else {
+                return Err(bad_user_path());
+            };
+            out.push(byte);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out)
+        .ok()
+        .filter(|u| is_user_id(u) && u.trim() == u)
+        .ok_or_else(bad_user_path)
+}
+
+fn bad_user_path() -> Error {
+    Error::InvalidRequest(
+        "the user id in the path must be 1–200 printable characters, percent-encoded".into(),
+    )
 }
 
 /// `GET /api/audit` query string.
@@ -490,7 +561,8 @@ mod tests {
             NewKey {
                 name: "orders-sync".into(),
                 description: None,
-                expires_at: None
+                expires_at: None,
+                owner: None,
             }
         );
         let full = br#"{"name":"n","description":"Nightly export","expires_at":"2026-11-27T00:00:00+01:00"}"#;
@@ -499,7 +571,8 @@ mod tests {
             NewKey {
                 name: "n".into(),
                 description: Some("Nightly export".into()),
-                expires_at: Some(NOW + 6 * 3600)
+                expires_at: Some(NOW + 6 * 3600),
+                owner: None,
             }
         );
         let nulls = br#"{"name":"n","description":null,"expires_at":null}"#;
@@ -590,8 +663,8 @@ mod tests {
         assert!(invalid_request(r#"["name"]"#).contains("JSON object"));
         assert!(invalid_request(r#""name""#).contains("JSON object"));
         assert_eq!(
-            invalid_request(r#"{"name":"a","owner":"x"}"#),
-            "unknown field `owner`"
+            invalid_request(r#"{"name":"a","secret":"x"}"#),
+            "unknown field `secret`"
         );
         assert_eq!(
             invalid_request(r#"{"name":"a","name":"b"}"#),
@@ -705,6 +778,7 @@ mod tests {
                 order: SortOrder::Asc,
                 name: Some("Sync".into()),
                 created_by: Some("floris@example.com".into()),
+                owner: None,
                 created_from: parse_bound("2026-11-01", Bound::Start),
                 created_to: Some(NOW - 17 * 3600 + 86_399),
                 status: Some(KeyStatus::Expired),
@@ -800,7 +874,7 @@ mod tests {
             );
         }
         for (raw, param) in [
-            ("action=key.updated", "action"),
+            ("action=key.renamed", "action"),
             ("from=soon", "from"),
             ("to=2026-11-25&from=2026-11-26", "to"),
             ("per_page=500", "per_page"),

@@ -308,6 +308,7 @@ proptest! {
             order: order.map_or(defaults.order, |s| s.1),
             name,
             created_by,
+            owner: None,
             created_from: from.map(|t| t.1),
             created_to: to.map(|t| t.1),
             status: status.map(|s| s.1),

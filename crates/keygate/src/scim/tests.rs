@@ -84,6 +84,7 @@ impl Fixture {
                     name: name.into(),
                     description: None,
                     expires_at: None,
+                    owner: None,
                 },
                 NOW,
             )

@@ -7,29 +7,37 @@ use std::collections::HashSet;
 use serde_json::json;
 
 use super::*;
+use crate::model::UserRemovedResponse;
+
+/// Verify's statement up to schema v10 (the owner from the KV entry), as an
+/// instance not yet upgraded runs it.
+const V10_INSERT_KEY_USED: &str = "INSERT INTO audit_log (at, user, action, key_id, key_name, details) \
+     SELECT ?, ?, ?, ?, ?, ? \
+     WHERE EXISTS (SELECT 1 FROM api_keys WHERE id = ? AND revoked_at IS NULL) RETURNING id";
 use crate::testing::{FailingKeyValue, FailingSql, KvOp, MemoryKeyValue, SqliteSql};
 use crate::validate::{parse_audit_query, parse_list_query};
 
-const NOW: i64 = 1_795_712_400; // 2026-11-26T17:00:00Z
+pub(super) const NOW: i64 = 1_795_712_400; // 2026-11-26T17:00:00Z
 
-struct World {
-    kv: FailingKeyValue<MemoryKeyValue>,
-    sql: FailingSql<SqliteSql>,
+pub(super) struct World {
+    pub(super) kv: FailingKeyValue<MemoryKeyValue>,
+    pub(super) sql: FailingSql<SqliteSql>,
 }
 
-fn user(name: &str) -> ActingUser {
+pub(super) fn user(name: &str) -> ActingUser {
     ActingUser::named_by_portal(name)
 }
 
-fn new_key(name: &str) -> NewKey {
+pub(super) fn new_key(name: &str) -> NewKey {
     NewKey {
         name: name.to_owned(),
         description: None,
         expires_at: None,
+        owner: None,
     }
 }
 
-fn ctx() -> VerifyContext {
+pub(super) fn ctx() -> VerifyContext {
     VerifyContext {
         method: Some("POST".into()),
         path: Some("/orders".into()),
@@ -38,37 +46,37 @@ fn ctx() -> VerifyContext {
 }
 
 impl World {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self {
             kv: FailingKeyValue::new(MemoryKeyValue::new()),
             sql: FailingSql::new(SqliteSql::new()),
         }
     }
 
-    fn service(&self) -> KeyService<'_> {
+    pub(super) fn service(&self) -> KeyService<'_> {
         KeyService::new(&self.kv, &self.sql)
     }
 
-    fn create(&self, owner: &str, name: &str) -> CreatedKey {
+    pub(super) fn create(&self, owner: &str, name: &str) -> CreatedKey {
         self.create_at(owner, name, NOW)
     }
 
-    fn create_at(&self, owner: &str, name: &str, now: i64) -> CreatedKey {
+    pub(super) fn create_at(&self, owner: &str, name: &str, now: i64) -> CreatedKey {
         self.service()
             .create_key(&user(owner), new_key(name), now)
             .unwrap()
     }
 
-    fn verify(&self, key: &CreatedKey) -> Result<Verified, Error> {
+    pub(super) fn verify(&self, key: &CreatedKey) -> Result<Verified, Error> {
         self.verify_at(key, NOW)
     }
 
-    fn verify_at(&self, key: &CreatedKey, now: i64) -> Result<Verified, Error> {
+    pub(super) fn verify_at(&self, key: &CreatedKey, now: i64) -> Result<Verified, Error> {
         self.service()
             .verify(Some(key.secret.expose_secret()), &ctx(), now)
     }
 
-    fn get(&self, id: &str) -> Result<KeyView, Error> {
+    pub(super) fn get(&self, id: &str) -> Result<KeyView, Error> {
         self.service().get_key(&user("admin"), id, NOW)
     }
 
@@ -78,7 +86,7 @@ impl World {
             .unwrap()
     }
 
-    fn audit(&self, query: &str) -> Vec<AuditEntry> {
+    pub(super) fn audit(&self, query: &str) -> Vec<AuditEntry> {
         let q = parse_audit_query(&format!("per_page=100&{query}")).unwrap();
         self.service().list_audit(&user("admin"), &q).unwrap().items
     }
@@ -93,13 +101,13 @@ impl World {
             .unwrap()
     }
 
-    fn actions(&self) -> Vec<String> {
+    pub(super) fn actions(&self) -> Vec<String> {
         let mut actions: Vec<String> = self.audit("").into_iter().map(|e| e.action).collect();
         actions.reverse();
         actions
     }
 
-    fn count(&self, table: &str) -> i64 {
+    pub(super) fn count(&self, table: &str) -> i64 {
         self.sql
             .inner()
             .execute(&format!("SELECT count(*) FROM {table}"), &[])
@@ -109,7 +117,7 @@ impl World {
     }
 }
 
-fn assert_err(result: Result<impl std::fmt::Debug, Error>, code: &str) {
+pub(super) fn assert_err(result: Result<impl std::fmt::Debug, Error>, code: &str) {
     match result {
         Err(e) => assert_eq!(e.code(), code, "{e}"),
         Ok(v) => panic!("expected {code}, got {v:?}"),
@@ -127,6 +135,7 @@ fn a_created_key_verifies_at_once_as_its_owner_and_is_audited() {
                 name: "orders-sync".into(),
                 description: Some("Nightly order export".into()),
                 expires_at: Some(NOW + 3600),
+                owner: None,
             },
             NOW,
         )
@@ -335,11 +344,11 @@ fn a_removed_user_can_no_longer_act() {
 
 /// Both stores of a [`World`], running `hook` once just before the
 /// `nth` call that `matches` (another request interleaving with this one).
-struct Interleave<'a> {
-    world: &'a World,
-    matches: Box<dyn Fn(&str) -> bool>,
-    remaining: RefCell<usize>,
-    hook: RefCell<Option<Box<dyn FnOnce() + 'a>>>,
+pub(super) struct Interleave<'a> {
+    pub(super) world: &'a World,
+    pub(super) matches: Box<dyn Fn(&str) -> bool>,
+    pub(super) remaining: RefCell<usize>,
+    pub(super) hook: RefCell<Option<Box<dyn FnOnce() + 'a>>>,
 }
 
 impl Interleave<'_> {
@@ -348,6 +357,9 @@ impl Interleave<'_> {
             return;
         }
         let mut remaining = self.remaining.borrow_mut();
+        if *remaining == 0 {
+            return;
+        }
         *remaining -= 1;
         if *remaining == 0 {
             drop(remaining);
@@ -492,6 +504,7 @@ fn unknown_expired_and_revoked_keys_are_decided_from_the_kv_entry_alone() {
             &user("u"),
             NewKey {
                 expires_at: Some(NOW + 100),
+                owner: None,
                 ..new_key("expiring")
             },
             NOW,
@@ -919,6 +932,7 @@ fn the_overview_filters() {
             &user("ann"),
             NewKey {
                 expires_at: Some(NOW - 1),
+                owner: None,
                 ..new_key("short-lived ORDERS")
             },
             NOW - day,
@@ -988,6 +1002,7 @@ fn filters_are_bound_parameters_never_sql_text() {
     let q = ListQuery {
         name: Some(hostile.into()),
         created_by: Some("a\"; DROP TABLE api_keys; --".into()),
+        owner: None,
         created_from: Some(1),
         created_to: Some(2),
         status: Some(KeyStatus::Active),
@@ -1131,6 +1146,7 @@ fn counted_totals_match_a_full_count_through_creates_deletes_revocations_and_exp
                     &user(owner),
                     NewKey {
                         expires_at,
+                        owner: None,
                         ..new_key(&format!("key-{i}"))
                     },
                     NOW,
@@ -1806,7 +1822,7 @@ fn version_8_world() -> World {
         .unwrap();
     }
     v8.execute(
-        INSERT_KEY_USED,
+        V10_INSERT_KEY_USED,
         &[
             SqlValue::Integer(NOW - 50),
             SqlValue::text("Floris@Example.com"),
@@ -1852,14 +1868,16 @@ fn dump(sql: &dyn Sql, query: &str) -> Vec<Vec<SqlValue>> {
 fn a_version_8_database_keeps_every_key_and_entry_through_the_upgrade() {
     let w = version_8_world();
     let audit = "SELECT id, at, user, action, key_id, key_name, details FROM audit_log ORDER BY id";
-    let keys = format!("SELECT {KEY_COLUMNS}, name_folded, key_hash FROM api_keys ORDER BY id");
+    // The columns a v8 database has (v11 adds the owner: checked below).
+    let keys = "SELECT id, name, description, created_by, created_at, last_used_at, expires_at, \
+                revoked_at, revoked_reason, hint, name_folded, key_hash FROM api_keys ORDER BY id";
     let others = [
         "SELECT * FROM key_counts ORDER BY created_by",
         "SELECT * FROM removed_users ORDER BY user_id",
         "SELECT id, at, deleted_by, key_id, key_name FROM key_deletions ORDER BY id",
     ];
     let before_audit = dump(w.sql.inner(), audit);
-    let before_keys = dump(w.sql.inner(), &keys);
+    let before_keys = dump(w.sql.inner(), keys);
     let before_others: Vec<_> = others.iter().map(|q| dump(w.sql.inner(), q)).collect();
     assert_eq!(before_audit.len(), 8);
     assert!(
@@ -1882,7 +1900,7 @@ fn a_version_8_database_keeps_every_key_and_entry_through_the_upgrade() {
         before_audit,
         "old entries unchanged"
     );
-    assert_eq!(dump(w.sql.inner(), &keys), before_keys);
+    assert_eq!(dump(w.sql.inner(), keys), before_keys);
     for (query, before) in others.iter().zip(&before_others) {
         assert_eq!(&dump(w.sql.inner(), query), before, "{query}");
     }
