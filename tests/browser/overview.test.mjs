@@ -54,7 +54,7 @@ test('sorting: each column header sorts ascending, then descending, and says so'
   const createdAt = page.locator('th[data-sort="created_at"]');
   assert.equal(await createdAt.getAttribute('aria-sort'), 'descending', 'newest first by default');
 
-  for (const [label, column] of [['Name', 'name'], ['Created by', 'created_by'], ['Last used', 'last_used_at'], ['Created at', 'created_at']]) {
+  for (const [label, column] of [['Name', 'name'], ['Owner', 'owner'], ['Created by', 'created_by'], ['Last used', 'last_used_at'], ['Created at', 'created_at']]) {
     const header = page.locator(`th[data-sort="${column}"]`);
     const button = page.getByRole('button', { name: label, exact: true });
     for (const order of ['asc', 'desc']) {
@@ -67,7 +67,7 @@ test('sorting: each column header sorts ascending, then descending, and says so'
       // The others say they are not sorted by.
       const others = await page.locator('th[data-sort]').evaluateAll(
         (ths, c) => ths.filter((th) => th.dataset.sort !== c).map((th) => th.getAttribute('aria-sort')), column);
-      assert.deepEqual(others, ['none', 'none', 'none']);
+      assert.deepEqual(others, ['none', 'none', 'none', 'none']);
 
       // And against known data, not only the API's word for it.
       if (column === 'name') {
@@ -75,8 +75,8 @@ test('sorting: each column header sorts ascending, then descending, and says so'
         const expected = [...names].sort((a, b) => a.toLowerCase().localeCompare(b.toLowerCase()));
         assert.deepEqual(names, order === 'asc' ? expected : expected.reverse());
       }
-      if (column === 'created_by') {
-        const users = await page.locator('#keys-body .created-by').allTextContents();
+      if (column === 'created_by' || column === 'owner') {
+        const users = await page.locator(`#keys-body .${column === 'owner' ? 'owner' : 'created-by'}`).allTextContents();
         assert.deepEqual(users, [...users].sort()[order === 'asc' ? 'slice' : 'reverse']());
       }
       if (column === 'last_used_at') {
@@ -172,8 +172,16 @@ test('filters: name as you type, created by, dates, status, not used since; Clea
   await page.getByLabel('Created by', { exact: true }).fill('bram@example.com');
   await eventually(async () => assert.deepEqual(query(page), { name: 'sync', created_by: 'bram@example.com' }));
   await showsApiPage('name=sync&created_by=bram@example.com', page);
-  const owners = new Set(await page.locator('#keys-body .created-by').allTextContents());
-  assert.deepEqual([...owners], ['bram@example.com']);
+  const creators = new Set(await page.locator('#keys-body .created-by').allTextContents());
+  assert.deepEqual([...creators], ['bram@example.com']);
+
+  // Owner, in another case (user ids match case-insensitively), instead.
+  await page.getByLabel('Created by', { exact: true }).fill('');
+  await page.getByLabel('Owner', { exact: true }).fill('Chen@Example.COM');
+  await eventually(async () => assert.deepEqual(query(page), { name: 'sync', owner: 'Chen@Example.COM' }));
+  await showsApiPage('name=sync&owner=Chen@Example.COM', page);
+  const owners = new Set(await page.locator('#keys-body .owner').allTextContents());
+  assert.deepEqual([...owners], ['chen@example.com']);
 
   // Nothing was created tomorrow: the empty state says so and offers a way out.
   await page.getByRole('button', { name: 'Clear filters' }).first().click();
@@ -238,7 +246,7 @@ test('the URL is the view: a bookmark opens it as it was, with the controls set'
   // Parameters the API refuses: an error that says which, and a way back.
   await page.goto(`${keygate.url}/?sort=colour`);
   await page.getByText('These filters cannot be applied').waitFor();
-  await page.getByText('query parameter `sort` must be one of name, created_by, created_at, last_used_at').waitFor();
+  await page.getByText('query parameter `sort` must be one of name, created_by, owner, created_at, last_used_at').waitFor();
   await page.getByRole('button', { name: 'Reset the view' }).click();
   await eventually(async () => assert.equal(await range().textContent(), `1–25 of ${TOTAL}`));
   assert.deepEqual(query(page), {});

@@ -30,7 +30,7 @@ after(async () => {
 });
 
 /** The filter naming the user whose keys the overview shows. */
-const ownerFilter = (page) => page.getByLabel('Created by', { exact: true });
+const ownerFilter = (page) => page.getByLabel('Owner', { exact: true });
 const notice = (page) => page.locator('#keys-removal');
 const row = (page, name) => page.locator('#keys-body tr', { has: page.locator('.key-name', { hasText: new RegExp(`^${name}$`) }) });
 
@@ -51,7 +51,7 @@ async function removalEntry(user) {
 async function filterBy(page, user, names) {
   await ownerFilter(page).fill(user);
   await eventually(async () => {
-    assert.equal(query(page).created_by, user);
+    assert.equal(query(page).owner, user);
     const shown = await page.locator('#keys-body .key-name').allTextContents();
     assert.deepEqual(shown.sort(), [...names].sort());
   });

@@ -14,6 +14,7 @@ const DEFAULTS = {
   sort: 'created_at',
   order: 'desc',
   name: '',
+  owner: '',
   created_by: '',
   created_from: '',
   created_to: '',
@@ -22,7 +23,7 @@ const DEFAULTS = {
   page: '1',
   per_page: '25',
 };
-const FILTERS = ['name', 'created_by', 'created_from', 'created_to', 'status', 'unused_since'];
+const FILTERS = ['name', 'owner', 'created_by', 'created_from', 'created_to', 'status', 'unused_since'];
 
 /** How the API's field names read in messages: "Token name must not be empty". */
 const FIELD_LABELS = { name: 'Token name', description: 'Description', expires_at: 'Expiry' };
@@ -72,7 +73,7 @@ export function mount() {
         }
       : {
           title: 'No API keys yet',
-          text: 'Create a key for each automation. A key acts as the user who created it.',
+          text: 'Create a key for each automation. A key acts as its owner: the user who created it, or a service account.',
           actions: [{ label: 'Create your first key', primary: true, onClick: openCreate }],
         },
     noun: 'API keys',
@@ -122,6 +123,7 @@ function keyRow(key) {
       h('span', { class: 'key-name' }, key.name),
       h('code', { class: 'key-hint', title: 'The key ends with these characters' }, key.hint),
       key.description ? h('span', { class: 'key-description' }, key.description) : null),
+    h('td', { class: 'owner' }, key.owner ?? key.created_by),
     h('td', { class: 'created-by' }, key.created_by),
     h('td', { class: 'created-at' },
       h('time', { datetime: key.created_at, title: exactTime(key.created_at) }, shortTime(key.created_at))),
@@ -181,7 +183,7 @@ function sayChannel(reason, owner) {
 // channel and when they were removed, and how many keys that revoked.
 
 /** The user the overview is filtered by, or ''. */
-const filteredUser = (state) => state.created_by;
+const filteredUser = (state) => state.owner;
 
 let removalFor = '';
 let removalRun = 0;

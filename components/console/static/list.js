@@ -34,13 +34,19 @@ export class ListView {
     });
 
     // Text filters apply once typing pauses; choices and dates at once; Enter now.
-    const typed = debounce((name, value) => this.apply({ [name]: value, page: '1' }), TYPING_PAUSE_MS);
+    // One pause applies every text field, so a change to one field is not
+    // lost when another is typed in before the pause.
+    const isText = (input) => input.type === 'text' || input.type === 'search';
+    const textFilters = filters.filter((name) => isText(this.form.elements.namedItem(name)));
+    const typed = debounce(() => this.apply({
+      ...Object.fromEntries(textFilters.map((name) => [name, this.form.elements.namedItem(name).value.trim()])),
+      page: '1',
+    }), TYPING_PAUSE_MS);
     this.typed = typed;
     for (const name of filters) {
       const input = this.form.elements.namedItem(name);
-      const isText = input.type === 'text' || input.type === 'search';
-      input.addEventListener(isText ? 'input' : 'change', () => {
-        if (isText) typed(name, input.value.trim());
+      input.addEventListener(isText(input) ? 'input' : 'change', () => {
+        if (isText(input)) typed();
         else this.apply({ [name]: input.value, page: '1' });
       });
     }
