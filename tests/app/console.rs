@@ -1,6 +1,7 @@
-//! The web console's HTTP side on the real manifest: `/` and `/audit` serve the
-//! page, `/console/...` its files, with content types, revalidation and strict
-//! security headers; odd paths and methods get problem+json, never a 500.
+//! The web console's HTTP side on the real manifest: `/`, `/service-accounts`
+//! and `/audit` serve the page, `/console/...` its files, with content types,
+//! revalidation and strict security headers; odd paths and methods get
+//! problem+json, never a 500.
 //! (What the page does is tested in a browser: `tests/browser`.)
 
 use keygate_tests::{Reply, Runner, RunnerConfig};
@@ -24,6 +25,8 @@ const ASSETS: &[(&str, &str)] = &[
     ("/console/removals.js", "text/javascript; charset=utf-8"),
     ("/console/keys.js", "text/javascript; charset=utf-8"),
     ("/console/audit.js", "text/javascript; charset=utf-8"),
+    ("/console/accounts.js", "text/javascript; charset=utf-8"),
+    ("/console/lifecycle.js", "text/javascript; charset=utf-8"),
     ("/console/app.css", "text/css; charset=utf-8"),
     ("/console/favicon.svg", "image/svg+xml"),
 ];
@@ -60,9 +63,15 @@ fn call(runner: &Runner, method: &str, path: &str, headers: &[(&str, &str)]) -> 
 }
 
 #[test]
-fn the_page_is_served_at_both_views_with_strict_headers() {
+fn the_page_is_served_at_every_view_with_strict_headers() {
     let (runner, _state) = start();
-    for path in ["/", "/audit", "/audit/"] {
+    for path in [
+        "/",
+        "/audit",
+        "/audit/",
+        "/service-accounts",
+        "/service-accounts/",
+    ] {
         let reply = runner.get(path);
         assert_eq!(reply.status, 200, "{path}: {}", reply.text());
         assert_eq!(
@@ -252,4 +261,5 @@ fn the_api_keeps_its_routes_beside_the_console() {
         "the API answered"
     );
     assert_eq!(runner.get("/audit/x").status, 404);
+    assert_eq!(runner.get("/service-accounts/x").status, 404);
 }

@@ -128,7 +128,7 @@ test('create a key: the secret is shown once with a Copy button, then the key is
 
   // A new dialog starts empty.
   await page.getByRole('button', { name: 'Create', exact: true }).click();
-  assert.equal(await page.getByLabel('Token name').inputValue(), '');
+  assert.equal(await page.getByRole('dialog', { name: 'Create a new API Key' }).getByLabel('Token name').inputValue(), '');
   await page.keyboard.press('Escape');
   assertNoProblems(page);
   await page.context().close();
@@ -188,7 +188,11 @@ test('delete from the Actions menu, after a confirmation naming the key; the row
   assert.equal(await actions.getAttribute('aria-expanded'), 'true');
   await eventually(async () => assert.equal(await page.evaluate(() => document.activeElement.textContent), 'View audit trail'));
   await page.keyboard.press('ArrowDown');
+  assert.equal(await page.evaluate(() => document.activeElement.textContent), 'Edit…');
+  await page.keyboard.press('End');
   assert.equal(await page.evaluate(() => document.activeElement.textContent), 'Delete');
+  await page.keyboard.press('ArrowDown');
+  assert.equal(await page.evaluate(() => document.activeElement.textContent), 'View audit trail', 'round to the first');
   await page.keyboard.press('Escape');
   await menu.waitFor({ state: 'hidden' });
   assert.equal(await actions.getAttribute('aria-expanded'), 'false');

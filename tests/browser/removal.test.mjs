@@ -31,7 +31,7 @@ after(async () => {
 
 /** The filter naming the user whose keys the overview shows. */
 const ownerFilter = (page) => page.getByLabel('Owner', { exact: true });
-const notice = (page) => page.locator('#keys-removal');
+const notice = (page) => page.locator('#keys-owner-notice');
 const row = (page, name) => page.locator('#keys-body tr', { has: page.locator('.key-name', { hasText: new RegExp(`^${name}$`) }) });
 
 /** "1 Dec 2026, 03:00 UTC": how the page (in UTC, en-US) states a moment in a sentence. */
@@ -73,7 +73,7 @@ test('removed by the identity webhook: the owner filter, typed in upper case, sa
   assert.equal(await notice(page).isHidden(), true, 'no notice without a filter');
 
   await filterBy(page, 'LEAVER@EXAMPLE.COM', ['crm-sync', 'crm-backfill']);
-  await eventually(async () => assert.equal(await notice(page).locator('.removal-text').textContent(),
+  await eventually(async () => assert.equal(await notice(page).locator('.notice-text').textContent(),
     `leaver@example.com was removed through the identity webhook on ${zoned(entry.at)} — their 2 keys were revoked.`));
   assert.equal(await notice(page).getAttribute('role'), 'status');
   const when = notice(page).locator('time');
@@ -91,10 +91,11 @@ test('removed by the identity webhook: the owner filter, typed in upper case, sa
   mkdirSync(join(ROOT, 'target/browser'), { recursive: true });
   await page.screenshot({ path: join(ROOT, 'target/browser/console-removed-user.png') });
 
-  // A user who was not removed: no notice.
+  // A user who was not removed: what removing them would break, instead.
   await filterBy(page, 'OPERATOR@example.com', ['orders-sync']);
-  await eventually(async () => assert.equal(await notice(page).isHidden(), true));
-  assert.equal(await notice(page).textContent(), '');
+  await eventually(async () => assert.equal(await notice(page).locator('.notice-text').textContent(),
+    'If OPERATOR@example.com is removed, 1 active key is revoked — none was used in the last 30 days.'));
+  assert.equal(await notice(page).getAttribute('data-kind'), 'impact');
 
   // Back brings the removed user's view, notice and all.
   await page.goBack();
@@ -118,9 +119,10 @@ test('removed through SCIM (Entra ID\'s PATCH active "False"): the notice says S
   const page = await newPage(browser);
   await signIn(page, keygate.url);
 
-  // Before the removal: the keys are active and the filter says nothing more.
+  // Before the removal: the keys are active, and the notice says what removing floris would break.
   await filterBy(page, 'FLORIS@EXAMPLE.COM', ['erp-export', 'erp-import', 'erp-audit']);
-  assert.equal(await notice(page).textContent(), '');
+  await eventually(async () => assert.equal(await notice(page).locator('.notice-text').textContent(),
+    'If FLORIS@EXAMPLE.COM is removed, 3 active keys are revoked — none was used in the last 30 days.'));
   await row(page, 'erp-export').locator('.badge', { hasText: 'Active' }).waitFor();
 
   const deactivated = await scim.deactivate(provisioned.id);
@@ -129,7 +131,7 @@ test('removed through SCIM (Entra ID\'s PATCH active "False"): the notice says S
   assert.deepEqual([entry.user, entry.details.channel, entry.details.revoked_keys], [floris, 'scim', 3]);
 
   await page.reload();
-  await eventually(async () => assert.equal(await notice(page).locator('.removal-text').textContent(),
+  await eventually(async () => assert.equal(await notice(page).locator('.notice-text').textContent(),
     `floris@example.com was removed through SCIM provisioning on ${zoned(entry.at)} — their 3 keys were revoked.`));
   for (const name of ['erp-export', 'erp-import', 'erp-audit']) {
     await eventually(async () => assert.equal(await row(page, name).locator('.status-note').textContent(),

@@ -1,5 +1,5 @@
-//! The web console: `GET /` (the keys overview), `GET /audit` (the audit
-//! trail) and its assets under `/console/`. Every file is embedded in the
+//! The web console: `GET /` (the keys overview), `GET /service-accounts`,
+//! `GET /audit` (the audit trail) and its assets under `/console/`. Every file is embedded in the
 //! `.wasm`; the page itself talks to the management API from the browser.
 //!
 //! Only `GET` and `HEAD`; anything else is `405` with `Allow`. An unknown
@@ -52,6 +52,8 @@ const ASSETS: &[(&str, Asset)] = &[
     ("removals.js", asset!("removals.js", JS)),
     ("keys.js", asset!("keys.js", JS)),
     ("audit.js", asset!("audit.js", JS)),
+    ("accounts.js", asset!("accounts.js", JS)),
+    ("lifecycle.js", asset!("lifecycle.js", JS)),
     ("favicon.svg", asset!("favicon.svg", "image/svg+xml")),
 ];
 
@@ -158,7 +160,7 @@ fn respond(method: &Method, path: &str, if_none_match: Option<&str>) -> Answer {
     let asset = match path {
         // The page: one HTML shell for both views, which the script tells apart.
         // A trailing slash is ignored for these exact routes, as Spin does.
-        "/" | "/audit" | "/audit/" => Some(&INDEX),
+        "/" | "/audit" | "/audit/" | "/service-accounts" | "/service-accounts/" => Some(&INDEX),
         other => other
             .strip_prefix("/console/")
             .and_then(|name| ASSETS.iter().find(|(n, _)| *n == name))

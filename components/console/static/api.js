@@ -170,3 +170,15 @@ export const listKeys = (params, signal) => request('GET', `/api/keys${queryStri
 export const createKey = (body) => request('POST', '/api/keys', { body });
 export const deleteKey = (id) => request('DELETE', `/api/keys/${encodeURIComponent(id)}`);
 export const listAudit = (params, signal) => request('GET', `/api/audit${queryString(params)}`, { signal });
+
+// v2: owners, service accounts and the key lifecycle.
+const keyPath = (id) => `/api/keys/${encodeURIComponent(id)}`;
+export const updateKey = (id, body) => request('PATCH', keyPath(id), { body });
+export const transferKey = (id, owner) => request('POST', `${keyPath(id)}/transfer`, { body: { owner } });
+export const rollKey = (id, seconds) => request('POST', `${keyPath(id)}/roll`, { body: { expires_previous_in: seconds } });
+export const listServiceAccounts = (params, signal) =>
+  request('GET', `/api/service-accounts${queryString(params)}`, { signal });
+export const createServiceAccount = (body) => request('POST', '/api/service-accounts', { body });
+export const deleteServiceAccount = (id) => request('DELETE', `/api/service-accounts/${encodeURIComponent(id)}`);
+/** `GET /api/users/{id}`: `{ user_id, removed_at, keys: { active, expired, revoked }, used_last_30_days }`. */
+export const userSummary = (id, signal) => request('GET', `/api/users/${encodeURIComponent(id)}`, { signal });

@@ -1,8 +1,9 @@
 // The console's entry point: sign-in (the organisation's identity provider,
-// the admin token, or both, as /api/auth-config says), the two views (`/` and
-// `/audit`), links and the Back button (History API), and what happens when a
+// the admin token, or both, as /api/auth-config says), the views (`/`,
+// `/service-accounts` and `/audit`), links and the Back button (History API), and what happens when a
 // session ends.
 
+import * as accounts from './accounts.js';
 import * as api from './api.js';
 import * as audit from './audit.js';
 import * as keys from './keys.js';
@@ -10,6 +11,7 @@ import { clearFieldErrors, showFieldErrors, tickRelativeTimes } from './ui.js';
 
 const VIEWS = {
   '/': { module: keys, name: 'keys', title: 'API keys' },
+  '/service-accounts': { module: accounts, name: 'accounts', title: 'Service accounts' },
   '/audit': { module: audit, name: 'audit', title: 'Audit trail' },
 };
 
@@ -483,6 +485,7 @@ function sessionEnded(error) {
 api.whenSessionEnds(sessionEnded);
 
 keys.mount();
+accounts.mount();
 audit.mount();
 dom.signInForm.addEventListener('submit', signIn);
 dom.oidcButton.addEventListener('click', startSignIn);

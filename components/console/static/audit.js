@@ -1,7 +1,7 @@
 // The audit trail: newest first, filtered by user, key, action and dates.
 
 import * as api from './api.js';
-import { exactTime, shortTime } from './format.js';
+import { exactTime, shortTime, zonedTime } from './format.js';
 import { ListView } from './list.js';
 import { channelName } from './removals.js';
 import { h, relativeTimeElement } from './ui.js';
@@ -24,7 +24,14 @@ const ACTIONS = {
   'key.revoked': 'Key revoked',
   'user.removed': 'User removed',
   'user.reactivated': 'User reactivated',
+  'key.updated': 'Key edited',
+  'key.transferred': 'Key transferred',
+  'key.rolled': 'Secret rolled',
+  'service_account.created': 'Service account created',
+  'service_account.deleted': 'Service account deleted',
 };
+
+const FIELD_NAMES = { name: 'name', description: 'description', expires_at: 'expiry' };
 
 let view;
 
@@ -86,7 +93,22 @@ function details(entry) {
       ? `${through}: ${d.revoked_keys} ${d.revoked_keys === 1 ? 'key' : 'keys'} revoked`
       : through;
   }
+  if (entry.action === 'key.transferred' && d.from && d.to) return ['From ', h('code', {}, d.from), ' to ', h('code', {}, d.to)];
+  if (entry.action === 'key.updated' && Array.isArray(d.fields)) {
+    return `Changed ${d.fields.map((f) => FIELD_NAMES[f] ?? f).join(', ')}`;
+  }
+  if (entry.action === 'key.rolled' && d.previous_secret_expires_at) {
+    return Date.parse(d.previous_secret_expires_at) <= Date.parse(entry.at)
+      ? 'The previous secret stopped at once'
+      : ['Previous secret valid until ',
+          h('time', { datetime: d.previous_secret_expires_at, title: exactTime(d.previous_secret_expires_at) },
+            zonedTime(d.previous_secret_expires_at))];
+  }
+  if (entry.action.startsWith('service_account.') && d.name) {
+    return [d.name, ' ', h('code', { class: 'muted' }, d.service_account_id ?? '')];
+  }
   if (d.reason === 'owner_removed') return 'Owner removed';
+  if (d.reason === 'owner_deleted') return 'Its service account was deleted';
   const pairs = Object.entries(d).filter(([, v]) => v !== null && v !== '');
   return pairs.length
     ? h('span', { class: 'muted' }, pairs.map(([k, v]) => `${k.replaceAll('_', ' ')}: ${v}`).join(', '))

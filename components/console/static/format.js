@@ -52,5 +52,14 @@ export function localToRfc3339(value) {
   return time.toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
+/** RFC 3339 as a `datetime-local` value in local time, to the minute: "2026-12-01T17:00". */
+export function rfc3339ToLocal(iso) {
+  const time = new Date(iso);
+  if (Number.isNaN(time.getTime())) return '';
+  const two = (n) => String(n).padStart(2, '0');
+  return `${time.getFullYear()}-${two(time.getMonth() + 1)}-${two(time.getDate())}`
+    + `T${two(time.getHours())}:${two(time.getMinutes())}`;
+}
+
 /** "1 key", "2 keys" */
 export const plural = (n, one, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;

@@ -1,13 +1,17 @@
-// The API-keys overview: sortable, filterable, paginated table; the Actions
-// menu; the "Create a new API Key" dialog (secret shown once); delete with
-// confirmation.
+// The API-keys overview: sortable, filterable, paginated table; above it,
+// what the Owner filter's user means (removed: how and when; else what
+// removing them would break); the Actions menu (Edit…, Transfer… and Roll…
+// are in lifecycle.js); the "Create a new API Key" dialog (secret shown
+// once); delete with confirmation.
 
+import { isServiceAccount, ownerElement } from './accounts.js';
 import * as api from './api.js';
-import { exactTime, localToRfc3339, shortTime } from './format.js';
+import { exactTime, localToRfc3339, plural, shortTime } from './format.js';
+import * as lifecycle from './lifecycle.js';
 import { ListView } from './list.js';
 import { channelName, removalNotice, removalOf } from './removals.js';
 import {
-  announce, clearFieldErrors, h, relativeTimeElement, showFieldErrors, showFormError, trapFocus,
+  announce, clearFieldErrors, copySecret, h, relativeTimeElement, showFieldErrors, showFormError, trapFocus,
 } from './ui.js';
 
 const DEFAULTS = {
@@ -29,7 +33,7 @@ const FILTERS = ['name', 'owner', 'created_by', 'created_from', 'created_to', 's
 const FIELD_LABELS = { name: 'Token name', description: 'Description', expires_at: 'Expiry' };
 
 /** Why a key was revoked, after "Revoked 3 minutes ago: ". */
-const REASONS = { owner_removed: 'owner removed', owner_deleted: 'owner deleted' };
+const REASONS = { owner_removed: 'owner removed', owner_deleted: 'its service account was deleted' };
 
 /** A Create dialog's input kept across a session that ended (sessionStorage). */
 const DRAFT = 'keygate.create_draft';
@@ -54,14 +58,14 @@ export function mount() {
     copyStatus: document.getElementById('copy-status'),
     deleteDialog: document.getElementById('delete-dialog'),
     deleteConfirm: document.getElementById('delete-confirm'),
-    removal: document.getElementById('keys-removal'),
+    ownerNotice: document.getElementById('keys-owner-notice'),
   };
   view = new ListView({
     section,
     defaults: DEFAULTS,
     filters: FILTERS,
     fetch: (state, signal) => {
-      showRemoval(state);
+      showOwnerNotice(state);
       return api.listKeys(state, signal);
     },
     rows: (items) => items.map(keyRow),
@@ -99,6 +103,25 @@ export function mount() {
   mountMenu();
   mountCreate();
   mountDelete();
+  lifecycle.mount({ changed: keyChanged, refocus: focusActions });
+}
+
+/** The Actions button of a key's row, when the row is on the page. */
+const actionsButton = (id) => id
+  && dom.section.querySelector(`tr[data-key-id="${CSS.escape(id)}"] .actions-button`);
+
+async function focusActions(id) {
+  // Rows being redrawn would take the focus with them.
+  await view.settled();
+  const button = actionsButton(id);
+  if (button) button.focus();
+  else (view.wrap.hidden ? dom.create : view.wrap).focus();
+}
+
+/** After an edit, transfer or roll: the rows again, focus on the key's Actions button. */
+async function keyChanged(id, { focus = true } = {}) {
+  await view.load();
+  if (focus) focusActions(id);
 }
 
 export const show = () => view.show();
@@ -123,7 +146,7 @@ function keyRow(key) {
       h('span', { class: 'key-name' }, key.name),
       h('code', { class: 'key-hint', title: 'The key ends with these characters' }, key.hint),
       key.description ? h('span', { class: 'key-description' }, key.description) : null),
-    h('td', { class: 'owner' }, key.owner ?? key.created_by),
+    h('td', { class: 'owner' }, ownerElement(key.owner ?? key.created_by)),
     h('td', { class: 'created-by' }, key.created_by),
     h('td', { class: 'created-at' },
       h('time', { datetime: key.created_at, title: exactTime(key.created_at) }, shortTime(key.created_at))),
@@ -179,28 +202,63 @@ function sayChannel(reason, owner) {
 }
 
 // ---------------------------------------------------------------------------
-// Above the table: when the owner filter names a removed user, by which
-// channel and when they were removed, and how many keys that revoked.
+// Above the table, when the Owner filter names a user: removed — by which
+// channel and when, and how many keys that revoked; not removed — what
+// removing them would break (GET /api/users/{id}).
 
 /** The user the overview is filtered by, or ''. */
 const filteredUser = (state) => state.owner;
 
-let removalFor = '';
-let removalRun = 0;
+let noticeFor = '';
+let noticeRun = 0;
 
-function showRemoval(state) {
+function showOwnerNotice(state) {
   const user = filteredUser(state);
-  const run = ++removalRun;
-  const same = user.toLowerCase() === removalFor;
-  removalFor = user.toLowerCase();
-  // Another user: say nothing until their trail has answered.
-  if (!same || !user) dom.removal.replaceChildren();
-  if (!user) return;
-  removalNotice(user).then((content) => {
-    if (run === removalRun) dom.removal.replaceChildren(...(content ?? []).filter(Boolean));
-  }, () => {
-    if (run === removalRun) dom.removal.replaceChildren();
-  });
+  const run = ++noticeRun;
+  const same = user.toLowerCase() === noticeFor;
+  noticeFor = user.toLowerCase();
+  const show = (kind, content) => {
+    if (run !== noticeRun) return;
+    dom.ownerNotice.dataset.kind = kind;
+    dom.ownerNotice.replaceChildren(...(content ?? []).filter(Boolean));
+  };
+  // Another user: say nothing until the answers are in.
+  if (!same || !user) show('', []);
+  // Service accounts are removed by no identity system.
+  if (!user || isServiceAccount(user)) return;
+  ownerNotice(user).then(([kind, content]) => show(kind, content), () => show('', []));
+}
+
+/** `[kind, content]`: 'removed' or 'impact', and the notice's paragraphs. */
+async function ownerNotice(user) {
+  let summary;
+  try {
+    summary = await api.userSummary(user);
+  } catch (error) {
+    if (error.endsSession) throw error;
+    // A keygate without GET /api/users: the audit trail alone.
+    return ['removed', await removalNotice(user)];
+  }
+  if (summary.removed_at) return ['removed', await removalNotice(user, summary)];
+  return ['impact', impactNotice(user, summary)];
+}
+
+/** "If bram@example.com is removed, 5 active keys are revoked — 3 keys used in the last 30 days stop working." */
+function impactNotice(user, summary) {
+  const active = summary.keys?.active ?? 0;
+  const used = summary.used_last_30_days ?? 0;
+  if (active === 0) {
+    return [h('p', { class: 'notice-text' }, `${user} owns no active keys: removing them would break no automation.`)];
+  }
+  return [
+    h('p', { class: 'notice-text' },
+      `If ${user} is removed, ${plural(active, 'active key')} ${active === 1 ? 'is' : 'are'} revoked`,
+      used === 0
+        ? ' — none was used in the last 30 days.'
+        : ` — ${plural(used, 'key')} used in the last 30 days ${used === 1 ? 'stops' : 'stop'} working.`),
+    h('p', { class: 'notice-hint' },
+      'Transfer the keys automations need to a service account (Actions → Transfer…) before the user leaves.'),
+  ];
 }
 
 // ---------------------------------------------------------------------------
@@ -229,6 +287,8 @@ function setMenuTarget(button, key) {
   menuKey = key;
   menuButton = button;
   dom.menu.setAttribute('aria-label', `Actions for ${key.name}`);
+  // A revoked key cannot be edited, transferred or rolled (409 key_revoked).
+  for (const item of dom.menu.querySelectorAll('[data-changes-key]')) item.hidden = key.status === 'revoked';
   button.setAttribute('aria-expanded', 'true');
 }
 
@@ -264,7 +324,7 @@ function mountMenu() {
   dom.section.addEventListener('rendered', follow);
 
   menu.addEventListener('keydown', (event) => {
-    const items = [...menu.querySelectorAll('[role=menuitem]')];
+    const items = [...menu.querySelectorAll('[role=menuitem]:not([hidden])')];
     const at = items.indexOf(document.activeElement);
     const moves = { ArrowDown: at + 1, ArrowUp: at - 1, Home: 0, End: items.length - 1 };
     if (event.key in moves) {
@@ -280,6 +340,9 @@ function mountMenu() {
     const key = menuKey;
     close();
     if (item.dataset.action === 'delete') openDelete(key);
+    if (item.dataset.action === 'edit') lifecycle.openEdit(key);
+    if (item.dataset.action === 'transfer') lifecycle.openTransfer(key);
+    if (item.dataset.action === 'roll') lifecycle.openRoll(key);
     if (item.dataset.action === 'audit') {
       document.dispatchEvent(new CustomEvent('keygate:navigate', {
         detail: `/audit?key_id=${encodeURIComponent(key.id)}`,
@@ -303,7 +366,7 @@ function placeMenu() {
 }
 
 function focusItem(index) {
-  dom.menu.querySelectorAll('[role=menuitem]')[index]?.focus();
+  dom.menu.querySelectorAll('[role=menuitem]:not([hidden])')[index]?.focus();
 }
 
 // ---------------------------------------------------------------------------
@@ -327,7 +390,7 @@ function mountCreate() {
     event.preventDefault();
     await submitCreate();
   });
-  dom.copy.addEventListener('click', copySecret);
+  dom.copy.addEventListener('click', () => copySecret(dom.secret, dom.copyStatus));
 }
 
 function openCreate() {
@@ -425,18 +488,6 @@ function showSecret(created) {
   dom.copyStatus.textContent = '';
   dom.secret.focus();
   dom.secret.select();
-}
-
-async function copySecret() {
-  const value = dom.secret.value;
-  try {
-    await navigator.clipboard.writeText(value);
-    dom.copyStatus.textContent = 'Copied to the clipboard.';
-  } catch {
-    dom.secret.focus();
-    dom.secret.select();
-    dom.copyStatus.textContent = 'Copying was not allowed: the key is selected, press Ctrl+C (⌘C) to copy it.';
-  }
 }
 
 // ---------------------------------------------------------------------------

@@ -10,7 +10,7 @@ export class ListView {
    * @param {object} o
    * @param {HTMLElement} o.section   the view's <section>
    * @param {object} o.defaults       every URL/API parameter with its default
-   * @param {string[]} o.filters      the parameters set by the filter form
+   * @param {string[]} o.filters      the parameters set by the filter form (none: no form)
    * @param {(params, signal) => Promise} o.fetch   one page from the API
    * @param {(items) => Node[]} o.rows              table rows for a page
    * @param {(filtered: boolean) => object} o.empty what to say for no rows
@@ -33,6 +33,12 @@ export class ListView {
       onPerPage: (perPage) => this.apply({ per_page: perPage, page: '1' }),
     });
 
+    this.typed = debounce(() => {}, 0);
+    // A list without filters (service accounts) has no form.
+    if (this.form) this.mountFilters(filters);
+  }
+
+  mountFilters(filters) {
     // Text filters apply once typing pauses; choices and dates at once; Enter now.
     // One pause applies every text field, so a change to one field is not
     // lost when another is typed in before the pause.
@@ -108,7 +114,23 @@ export class ListView {
     }
   }
 
-  async load() {
+  /** Loads the rows for the current state; a newer load supersedes this one. */
+  load() {
+    const loading = this.loadNow();
+    this.loading = loading;
+    return loading;
+  }
+
+  /** Resolves once no load is in flight (the rows on the page are the latest). */
+  async settled() {
+    let seen;
+    do {
+      seen = this.loading;
+      await seen?.catch(() => {});
+    } while (seen !== this.loading);
+  }
+
+  async loadNow() {
     this.controller?.abort();
     const controller = new AbortController();
     this.controller = controller;

@@ -72,37 +72,32 @@ export function removalOf(user, { fresh = false } = {}) {
 }
 
 /**
- * What the overview says about `user` when it is filtered by them: null when
- * they were never removed, else the notice's content (readmission through
- * SCIM included). Rejects when the audit trail cannot be read.
+ * What the overview says about `user`, filtered by them, when they are
+ * removed: by which channel and when, and how many keys that revoked. With
+ * `summary` (GET /api/users/{id}, whose `removed_at` is the removal in force)
+ * the time is that removal's; the audit trail's `user.removed`, written once
+ * per user, names its channel when it is the same removal (a user readmitted
+ * through SCIM and removed again has only the first). Without a summary,
+ * null when the trail has no removal. Rejects when the trail cannot be read.
  */
-export async function removalNotice(user) {
+export async function removalNotice(user, summary = null) {
   const removed = await removalOf(user, { fresh: true });
-  if (!removed) return null;
-  // SCIM may have readmitted them since (keys revoked then stay revoked).
-  // `user.removed` is written once per user, so a later removal again
-  // shows as this one.
-  const readmitted = await newest(removed.user ?? user, 'user.reactivated').catch(() => null);
-  const again = readmitted && Date.parse(readmitted.at) > Date.parse(removed.at) ? readmitted : null;
-  const count = removed.details?.revoked_keys;
+  if (!removed && !summary?.removed_at) return null;
+  const at = summary?.removed_at ?? removed.at;
+  const same = removed && Math.abs(Date.parse(removed.at) - Date.parse(at)) < 1000;
+  const who = (same && removed.user) || summary?.user_id || user;
+  const count = same ? removed.details?.revoked_keys : undefined;
   const revoked = typeof count !== 'number' ? '.'
     : count === 0 ? ' — they had no keys to revoke.'
       : count === 1 ? ' — their 1 key was revoked.'
         : ` — their ${plural(count, 'key')} were revoked.`;
-  const who = removed.user ?? user;
   const trail = `/audit?${new URLSearchParams({ user: who })}`;
   return [
-    h('p', { class: 'removal-text' },
-      `${who} was removed through ${channelName(removed)} on `,
-      h('time', { datetime: removed.at, title: exactTime(removed.at) }, zonedTime(removed.at)),
+    h('p', { class: 'notice-text' },
+      `${who} was removed`, same ? ` through ${channelName(removed)}` : '', ' on ',
+      h('time', { datetime: at, title: exactTime(at) }, zonedTime(at)),
       revoked),
-    again
-      ? h('p', { class: 'removal-text' },
-          'SCIM provisioning readmitted them on ',
-          h('time', { datetime: again.at, title: exactTime(again.at) }, zonedTime(again.at)),
-          '; the keys revoked at their removal stay revoked.')
-      : null,
-    h('p', { class: 'removal-link' },
+    h('p', { class: 'notice-link' },
       h('a', { href: trail, 'data-nav': '' }, `See ${who}'s audit trail`)),
   ];
 }

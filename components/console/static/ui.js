@@ -212,3 +212,15 @@ export function trapFocus(dialog) {
     }
   });
 }
+
+/** The Copy button beside a secret shown once: the clipboard, or the secret selected to copy by hand. */
+export async function copySecret(input, status) {
+  try {
+    await navigator.clipboard.writeText(input.value);
+    status.textContent = 'Copied to the clipboard.';
+  } catch {
+    input.focus();
+    input.select();
+    status.textContent = 'Copying was not allowed: the key is selected, press Ctrl+C (⌘C) to copy it.';
+  }
+}
