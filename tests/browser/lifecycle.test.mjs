@@ -228,6 +228,33 @@ test('Transfer…: to a service account (same secret, its name in the Owner colu
   await page.context().close();
 });
 
+test('Create for a service account: the key acts as it from the start', async () => {
+  const robot = await createAccount('reports-robot');
+  const page = await newPage(browser);
+  await signIn(page, keygate.url);
+  await page.getByRole('button', { name: 'Create', exact: true }).click();
+  const dialog = page.getByRole('dialog', { name: 'Create a new API Key' });
+  const owner = dialog.getByLabel('Owner', { exact: true });
+  assert.equal(await owner.inputValue(), '', 'the signed-in user by default');
+  assert.equal(await owner.locator('option:checked').textContent(), `You (${OPERATOR})`);
+  await eventually(async () => assert.ok(
+    (await owner.locator('option').allTextContents()).includes('reports-robot (service account)')));
+  await dialog.getByLabel('Token name').fill('weekly-report');
+  await owner.selectOption({ label: 'reports-robot (service account)' });
+  await dialog.getByRole('button', { name: 'Create API key' }).click();
+  const shown = page.getByRole('dialog', { name: 'API key created' });
+  const secret = await shown.getByLabel('API key for “weekly-report”').inputValue();
+  await shown.getByRole('button', { name: 'Done' }).click();
+  await eventually(async () => assert.equal(
+    await row(page, 'weekly-report').locator('.owner').textContent(), 'reports-robot service account'));
+  const made = (await api.list('name=weekly-report')).items[0];
+  assert.deepEqual([made.owner, made.created_by], [robot.id, OPERATOR]);
+  const verified = await fetch(`${keygate.url}/api/verify`, { headers: { authorization: `Bearer ${secret}` } });
+  assert.equal((await verified.json()).user_id, robot.id);
+  assertNoProblems(page);
+  await page.context().close();
+});
+
 test('Roll…: the new secret shown once like create shows it, and until when the old one works', async () => {
   const rolled = await api.create('ci-deploy');
   const page = await newPage(browser, { permissions: ['clipboard-read', 'clipboard-write'] });
@@ -391,20 +418,20 @@ test('the Owner filter naming a user warns what removing them would break; a rem
   await signIn(page, keygate.url);
   const notice = page.locator('#keys-owner-notice');
 
-  await page.getByLabel('Owner', { exact: true }).fill('Busy@Example.com');
+  await page.getByRole('search', { name: 'Filter API keys' }).getByLabel('Owner', { exact: true }).fill('Busy@Example.com');
   await eventually(async () => assert.equal(await notice.locator('.notice-text').textContent(),
     'If Busy@Example.com is removed, 3 active keys are revoked — 2 keys used in the last 30 days stop working.'));
   assert.equal(await notice.getAttribute('data-kind'), 'impact');
   await notice.getByText('Transfer the keys automations need to a service account').waitFor();
   await picture(page, 'owner-impact');
 
-  await page.getByLabel('Owner', { exact: true }).fill('nobody@example.com');
+  await page.getByRole('search', { name: 'Filter API keys' }).getByLabel('Owner', { exact: true }).fill('nobody@example.com');
   await eventually(async () => assert.equal(await notice.locator('.notice-text').textContent(),
     'nobody@example.com owns no active keys: removing them would break no automation.'));
 
   // Removed: the notice says how, and no longer what it would break.
   assert.equal((await api.removeUser(busy)).body.revoked_keys, 3);
-  await page.getByLabel('Owner', { exact: true }).fill('BUSY@example.com');
+  await page.getByRole('search', { name: 'Filter API keys' }).getByLabel('Owner', { exact: true }).fill('BUSY@example.com');
   await eventually(async () => assert.match(await notice.locator('.notice-text').textContent(),
     /^busy@example.com was removed through the identity webhook on .+ — their 3 keys were revoked\.$/));
   assert.equal(await notice.getAttribute('data-kind'), 'removed');

@@ -177,7 +177,7 @@ test('filters: name as you type, created by, dates, status, not used since; Clea
 
   // Owner, in another case (user ids match case-insensitively), instead.
   await page.getByLabel('Created by', { exact: true }).fill('');
-  await page.getByLabel('Owner', { exact: true }).fill('Chen@Example.COM');
+  await page.getByRole('search', { name: 'Filter API keys' }).getByLabel('Owner', { exact: true }).fill('Chen@Example.COM');
   await eventually(async () => assert.deepEqual(query(page), { name: 'sync', owner: 'Chen@Example.COM' }));
   await showsApiPage('name=sync&owner=Chen@Example.COM', page);
   const owners = new Set(await page.locator('#keys-body .owner').allTextContents());

@@ -30,7 +30,7 @@ after(async () => {
 });
 
 /** The filter naming the user whose keys the overview shows. */
-const ownerFilter = (page) => page.getByLabel('Owner', { exact: true });
+const ownerFilter = (page) => page.getByRole('search', { name: 'Filter API keys' }).getByLabel('Owner', { exact: true });
 const notice = (page) => page.locator('#keys-owner-notice');
 const row = (page, name) => page.locator('#keys-body tr', { has: page.locator('.key-name', { hasText: new RegExp(`^${name}$`) }) });
 

@@ -4,7 +4,7 @@
 // are in lifecycle.js); the "Create a new API Key" dialog (secret shown
 // once); delete with confirmation.
 
-import { isServiceAccount, ownerElement } from './accounts.js';
+import { allAccounts, isServiceAccount, ownerElement } from './accounts.js';
 import * as api from './api.js';
 import { exactTime, localToRfc3339, plural, shortTime } from './format.js';
 import * as lifecycle from './lifecycle.js';
@@ -402,8 +402,24 @@ function openCreate() {
   result.hidden = true;
   dialog.setAttribute('aria-labelledby', 'create-title');
   form.querySelector('[type=submit]').disabled = false;
+  fillOwners();
   dialog.showModal();
   form.elements.namedItem('name').focus();
+}
+
+/** The Owner choices: the signed-in user (the default), then the service accounts. */
+async function fillOwners() {
+  const select = dom.createForm.elements.namedItem('owner');
+  const you = new Option(`You (${api.getSession()?.user ?? 'the signed-in user'})`, '');
+  select.replaceChildren(you);
+  let accounts;
+  try {
+    accounts = await allAccounts();
+  } catch {
+    return;
+  }
+  if (!dom.createDialog.open || select.value !== '') return;
+  select.replaceChildren(you, ...accounts.map((a) => new Option(`${a.name} (service account)`, a.id)));
 }
 
 /**
@@ -445,6 +461,7 @@ async function submitCreate() {
   const body = { name: field('name').value };
   const description = field('description').value.trim();
   if (description) body.description = description;
+  if (field('owner').value) body.owner = field('owner').value;
   const expires = field('expires_at').value;
   if (expires) {
     body.expires_at = localToRfc3339(expires);
@@ -468,7 +485,7 @@ async function submitCreate() {
     }
     const errors = error.code === 'name_taken'
       ? [{ field: 'name', message: 'is already used by another active key. Choose another name.' }]
-      : error.errors;
+      : error.errors.map((e) => (e.field === 'owner' ? { ...e, message: lifecycle.ownerMessage(e.message) } : e));
     const first = errors.length ? showFieldErrors(form, errors, FIELD_LABELS) : null;
     if (first) first.focus();
     else showFormError(form, error.message);

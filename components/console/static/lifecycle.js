@@ -210,7 +210,7 @@ function showKind(kind, { focus = false } = {}) {
 }
 
 /** The API's owner messages as sentences ("this user has been removed…"). */
-function ownerMessage(message) {
+export function ownerMessage(message) {
   const text = String(message);
   if (/^(is|must|cannot)\b/.test(text)) return `The new owner ${text}.`.replace(/\.\.$/, '.');
   return `${text.charAt(0).toUpperCase()}${text.slice(1)}${/[.!?]$/.test(text) ? '' : '.'}`;
