@@ -4,6 +4,7 @@
 //! at any storage call and finished by its retry.
 
 use keygate_tests::api::*;
+use keygate_tests::idp::{CLIENT_ID, TestIdp, TestKey};
 use keygate_tests::{Json, Reply, json};
 
 const MERGE_PATCH: &str = "application/merge-patch+json";
@@ -570,4 +571,42 @@ fn a_crash_at_any_point_is_finished_by_the_retry() {
     let calls = sweep(Fault::Crash);
     eprintln!("a patch: {calls} storage calls, a crash after each in turn");
     assert!(calls >= 5, "{calls} storage calls?");
+}
+
+// ---- Signed in through OIDC ------------------------------------------------
+
+#[test]
+fn signed_in_through_oidc_a_patch_is_audited_so_and_another_acting_user_is_403() {
+    let idp = TestIdp::start(&[TestKey::RsaA]);
+    let app = App::start_with(|config| {
+        config
+            .env("SPIN_VARIABLE_OIDC_ISSUER", &idp.issuer)
+            .env("SPIN_VARIABLE_OIDC_ORIGIN", &idp.issuer)
+            .env("SPIN_VARIABLE_OIDC_CLIENT_ID", CLIENT_ID)
+    });
+    let (id, secret) = key(&app, json!({"name": "k"}));
+    let token = idp.token(TestKey::RsaA, "Dana@Example.com");
+    let body = json!({"name": "renamed"}).to_string();
+    let reply = app
+        .call("PATCH", &path(&id))
+        .bearer(&token)
+        .acting(BOB)
+        .body(MERGE_PATCH, body.clone())
+        .send();
+    assert_problem(&reply, 403, "acting_user_mismatch");
+    assert_eq!(get(&app, &id)["name"], "k");
+    let reply = app
+        .call("PATCH", &path(&id))
+        .bearer(&token)
+        .body(MERGE_PATCH, body.clone())
+        .send();
+    assert_eq!(expect_json(&reply, 200)["name"], "renamed");
+    let entries = key_updated(&app, &id);
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0]["user"], "Dana@Example.com");
+    assert_eq!(
+        entries[0]["details"],
+        json!({"fields": ["name"], "auth": "oidc"})
+    );
+    assert_eq!(verified(&app, &secret)["key_name"], "renamed");
 }

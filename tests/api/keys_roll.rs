@@ -9,6 +9,7 @@ use std::sync::{Barrier, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use keygate_tests::api::*;
+use keygate_tests::idp::{CLIENT_ID, TestIdp, TestKey};
 use keygate_tests::{Json, Reply, json};
 
 fn roll_path(id: &str) -> String {
@@ -56,8 +57,13 @@ fn now_precise() -> f64 {
 /// Asserts `secret` verifies as key `id` of [`ALICE`].
 #[track_caller]
 fn assert_verifies_as(app: &App, secret: &str, id: &str) {
-    let reply = app.verify(secret);
-    let body = expect_json(&reply, 200);
+    assert_verifies_as_reply(&app.verify(secret), id);
+}
+
+/// Asserts verify's answer is a 200 for key `id` of [`ALICE`].
+#[track_caller]
+fn assert_verifies_as_reply(reply: &Reply, id: &str) {
+    let body = expect_json(reply, 200);
     assert_eq!(body["key_id"], id, "{body}");
     assert_eq!(body["user_id"], ALICE, "{body}");
     assert_eq!(reply.header("x-key-id"), Some(id));
@@ -166,6 +172,22 @@ fn with_a_short_grace_the_old_secret_verifies_until_it_ends_and_is_refused_after
     let (id, old) = key(&app, "k");
     let rolled_at = now_unix();
     let (_, secret) = rolled(&app, &id, 2);
+
+    // Poll the old secret, 50 ms apart, until it is refused (or for at most
+    // 4 s): when each verify was sent and answered, and what it said.
+    let mut attempts: Vec<(f64, f64, Reply)> = Vec::new();
+    loop {
+        let sent = now_precise();
+        let reply = app.verify(&old);
+        let refused = reply.status != 200;
+        attempts.push((sent, now_precise(), reply));
+        if refused || sent > (rolled_at + 4) as f64 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // The grace, as the trail records it.
     let entry = &key_rolled(&app, &id)[0];
     let ends = parse_time(
         entry["details"]["previous_secret_expires_at"]
@@ -176,41 +198,32 @@ fn with_a_short_grace_the_old_secret_verifies_until_it_ends_and_is_refused_after
     assert_eq!(ends, at + 2, "{entry}");
     assert!((rolled_at..=rolled_at + 1).contains(&at), "{entry}");
 
-    // Poll the old secret until it is refused: the grace end and one second
-    // after it are the deadlines, read from the trail; each pause is 50 ms.
-    let mut accepted = 0;
-    let refused_at = loop {
-        let sent = now_precise();
-        let reply = app.verify(&old);
-        let answered = now_precise();
-        match reply.status {
-            200 => {
-                assert!(
-                    sent < ends as f64,
-                    "200 for a request sent after the grace ended"
-                );
-                accepted += 1;
-            }
-            _ => {
-                assert_key_rejected(&reply, "unknown_key");
-                assert!(answered >= ends as f64, "refused before the grace ended");
-                break answered;
-            }
-        }
+    let (accepted, last) = attempts.split_at(attempts.len() - 1);
+    let (sent, answered, refusal) = &last[0];
+    assert_key_rejected(refusal, "unknown_key");
+    assert!(*answered >= ends as f64, "refused before the grace ended");
+    assert!(
+        *sent < (ends + 1) as f64,
+        "the old secret still verified one second after its grace ended"
+    );
+    assert!(
+        !accepted.is_empty(),
+        "the old secret never verified in its grace"
+    );
+    for (sent, _, reply) in accepted {
+        assert_verifies_as_reply(reply, &id);
         assert!(
-            sent < (ends + 1) as f64,
-            "the old secret still verified one second after its grace ended"
+            *sent < ends as f64,
+            "200 for a verify sent after the grace ended"
         );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(accepted >= 1, "the old secret verified within its grace");
-    assert!(refused_at < (ends + 2) as f64);
+    }
     // And stays refused; the new secret works throughout.
     assert_key_rejected(&app.verify(&old), "unknown_key");
     assert_verifies_as(&app, &secret, &id);
     // Every 200 of either secret is in the trail as the key's, the owner's.
     let used = app.audit_all(&format!("action=key.used&key_id={id}"));
-    assert_eq!(used.len(), accepted + 1);
+    assert_eq!(used.len(), accepted.len() + 1);
+    assert!(used.iter().all(|e| e["user"] == ALICE));
 }
 
 #[test]
@@ -690,4 +703,41 @@ fn a_crash_at_any_point_leaves_at_most_one_working_secret_and_the_retry_rolls() 
     let calls = sweep(Fault::Crash);
     eprintln!("a roll: {calls} storage calls, a crash after each in turn");
     assert!(calls >= 4, "{calls} storage calls?");
+}
+
+// ---- Signed in through OIDC ------------------------------------------------
+
+#[test]
+fn signed_in_through_oidc_a_roll_is_audited_so_and_another_acting_user_is_403() {
+    let idp = TestIdp::start(&[TestKey::RsaA]);
+    let app = App::start_with(|config| {
+        config
+            .env("SPIN_VARIABLE_OIDC_ISSUER", &idp.issuer)
+            .env("SPIN_VARIABLE_OIDC_ORIGIN", &idp.issuer)
+            .env("SPIN_VARIABLE_OIDC_CLIENT_ID", CLIENT_ID)
+    });
+    let (id, old) = key(&app, "k");
+    let token = idp.token(TestKey::RsaA, "Dana@Example.com");
+    let reply = app
+        .call("POST", &roll_path(&id))
+        .bearer(&token)
+        .acting(BOB)
+        .send();
+    assert_problem(&reply, 403, "acting_user_mismatch");
+    assert_verifies_as(&app, &old, &id);
+    let reply = app
+        .call("POST", &roll_path(&id))
+        .bearer(&token)
+        .json(&json!({"expires_previous_in": 60}))
+        .send();
+    let secret = expect_json(&reply, 201)["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let entries = key_rolled(&app, &id);
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0]["user"], "Dana@Example.com");
+    assert_eq!(entries[0]["details"]["auth"], "oidc");
+    assert_verifies_as(&app, &old, &id);
+    assert_verifies_as(&app, &secret, &id);
 }
