@@ -617,3 +617,102 @@ fn invalid_fields_are_validation_failed_and_create_nothing() {
     );
     assert_eq!(edge["name"].as_str().unwrap().chars().count(), 100);
 }
+
+// ---- 503 / a crash, then the retry -----------------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fault {
+    Fail,
+    Crash,
+}
+
+/// A deletion with a fault at its 1st, 2nd, … storage call (until a run in
+/// which it never fires). After each, every key of the account is either
+/// revoked and refused or active and verifying, and repeating the DELETE
+/// finishes the revocations (answering 404 once the account is marked
+/// deleted). Returns the storage calls seen.
+fn sweep(fault: Fault) -> usize {
+    let flag = match fault {
+        Fault::Fail => "--fail",
+        Fault::Crash => "--crash-after",
+    };
+    for step in 1.. {
+        let app = App::start();
+        let sa = id(&account(&app, "etl")).to_owned();
+        let keys: Vec<(Json, String)> = (0..2)
+            .map(|i| key_for(&app, ALICE, &sa, &format!("etl-{i}")))
+            .collect();
+        let (_, alices) = app.create_key_as(ALICE, "alices");
+        let app = app.restart_with(|c| c.arg(flag).arg(&format!("*:{step}")));
+        let path = format!("{ACCOUNTS}/{sa}");
+        let reply = app.mgmt("DELETE", &path).send_any_status();
+        let log = app.wait_for_log(&format!("DELETE {path} "));
+        if !log.contains("fault injected") {
+            assert_eq!(reply.status, 204, "{}", reply.text());
+            return step - 1;
+        }
+        let when = format!("{flag} at step {step}");
+        match fault {
+            Fault::Fail => {
+                assert_problem(&reply, 503, "storage_unavailable");
+            }
+            Fault::Crash => assert_eq!(reply.status, 500, "{when}: {}", reply.text()),
+        }
+        for (key, secret) in &keys {
+            let status =
+                expect_json(&app.get_key(key["id"].as_str().unwrap()), 200)["status"].clone();
+            let reply = app.verify(secret);
+            if reply.status == 200 {
+                assert_eq!(status, "active", "{when}");
+            } else {
+                assert_key_rejected(&reply, "revoked_key");
+                assert_eq!(status, "revoked", "{when}");
+            }
+        }
+        let marked = app.audit("action=service_account.deleted")["total"] == 1;
+        let retry = app.mgmt("DELETE", &path).send();
+        if marked {
+            assert_problem(&retry, 404, "service_account_not_found");
+        } else {
+            assert_eq!(retry.status, 204, "{when}: {}", retry.text());
+        }
+        for (key, secret) in &keys {
+            assert_key_rejected(&app.verify(secret), "revoked_key");
+            let now = expect_json(&app.get_key(key["id"].as_str().unwrap()), 200);
+            assert_eq!(now["revoked_reason"], "owner_deleted", "{when}");
+        }
+        expect_json(&app.verify(&alices), 200);
+        assert_eq!(
+            app.audit("action=service_account.deleted")["total"],
+            1,
+            "{when}"
+        );
+        assert_eq!(app.audit("action=key.revoked")["total"], 2, "{when}");
+        assert!(all_accounts(&app).is_empty(), "{when}");
+        // And again: nothing more.
+        let before = app.snapshot();
+        assert_problem(
+            &app.mgmt("DELETE", &path).send(),
+            404,
+            "service_account_not_found",
+        );
+        assert_eq!(app.snapshot(), before, "{when}");
+    }
+    unreachable!()
+}
+
+#[test]
+fn a_storage_failure_at_any_point_of_a_deletion_is_finished_by_repeating_it() {
+    let calls = sweep(Fault::Fail);
+    eprintln!("deleting a service account with 2 keys: {calls} storage calls, each failed in turn");
+    assert!(calls >= 6, "{calls} storage calls?");
+}
+
+#[test]
+fn a_crash_at_any_point_of_a_deletion_is_finished_by_repeating_it() {
+    let calls = sweep(Fault::Crash);
+    eprintln!(
+        "deleting a service account with 2 keys: {calls} storage calls, a crash after each in turn"
+    );
+    assert!(calls >= 6, "{calls} storage calls?");
+}
