@@ -98,7 +98,7 @@ fn a_created_service_account_is_shown_with_its_creator_and_audited() {
     assert_eq!(created["description"], "The warehouse's nightly jobs");
     assert_eq!(created["created_by"], ALICE);
     assert!((parse_time(created["created_at"].as_str().unwrap()) - now_unix()).abs() < 120);
-    assert_eq!(all_accounts(&app), [created.clone()]);
+    assert_eq!(all_accounts(&app), std::slice::from_ref(&created));
 
     let entries = app.audit_all("action=service_account.created");
     assert_eq!(entries.len(), 1);
