@@ -135,3 +135,149 @@ fn a_removal_in_another_case_revokes_the_users_keys_and_stops_every_spelling_act
         2
     );
 }
+
+// ---- Owners named at creation (v2) -----------------------------------------
+
+const DAVE: &str = "dave@example.com";
+
+#[test]
+fn a_key_created_for_another_user_acts_as_that_user() {
+    let app = App::start();
+    let reply = app.create(
+        ALICE,
+        &json!({"name": "daves-sync", "owner": "Dave@Example.com"}),
+    );
+    let created = expect_json(&reply, 201);
+    assert_eq!(created["owner"], "Dave@Example.com", "as written");
+    assert_eq!(created["created_by"], ALICE);
+    let id = created["id"].as_str().unwrap();
+    let shown = expect_json(&app.get_key(id), 200);
+    assert_key_object(&shown);
+    assert_eq!(
+        (&shown["owner"], &shown["created_by"]),
+        (&json!("Dave@Example.com"), &json!(ALICE))
+    );
+
+    let verified = app.verify(created["secret"].as_str().unwrap());
+    assert_eq!(expect_json(&verified, 200)["user_id"], "Dave@Example.com");
+    assert_eq!(verified.header("x-user-id"), Some("Dave@Example.com"));
+    let used = entries_of(&app, DAVE, "key.used");
+    assert_eq!(used.len(), 1, "the use is dave's activity");
+    assert!(entries_of(&app, ALICE, "key.used").is_empty());
+    let made = entries_of(&app, ALICE, "key.created");
+    assert_eq!(made.len(), 1, "making it is alice's");
+    assert_eq!(made[0]["key_id"], id);
+
+    // The overview tells owner and creator apart.
+    let by_owner = app.list(&query(&[("owner", DAVE)]));
+    assert_eq!(ids(by_owner["items"].as_array().unwrap()), [id]);
+    assert_eq!(app.list(&query(&[("owner", ALICE)]))["total"], 0);
+    assert_eq!(app.list(&query(&[("created_by", ALICE)]))["total"], 1);
+    assert_eq!(app.list(&query(&[("created_by", DAVE)]))["total"], 0);
+}
+
+#[test]
+fn the_owners_removal_revokes_a_key_made_for_them_and_the_creators_does_not() {
+    let app = App::start();
+    let (for_dave, for_dave_secret) =
+        app.create_key_with(ALICE, &json!({"name": "for-dave", "owner": DAVE}));
+    let (for_alice, for_alice_secret) =
+        app.create_key_with(DAVE, &json!({"name": "for-alice", "owner": ALICE}));
+
+    // The creator of one and owner of the other leaves.
+    assert_eq!(
+        app.remove_user(ALICE),
+        json!({"user_id": ALICE, "revoked_keys": 1})
+    );
+    assert_eq!(
+        expect_json(&app.verify(&for_dave_secret), 200)["user_id"],
+        DAVE
+    );
+    assert_key_rejected(&app.verify(&for_alice_secret), "revoked_key");
+    let revoked = expect_json(&app.get_key(for_alice["id"].as_str().unwrap()), 200);
+    assert_eq!(
+        (&revoked["status"], &revoked["revoked_reason"]),
+        (&json!("revoked"), &json!("owner_removed"))
+    );
+    assert_eq!(
+        expect_json(&app.get_key(for_dave["id"].as_str().unwrap()), 200)["status"],
+        "active"
+    );
+
+    // Dave, in another spelling, leaves too.
+    assert_eq!(app.remove_user("DAVE@example.com")["revoked_keys"], 1);
+    assert_key_rejected(&app.verify(&for_dave_secret), "revoked_key");
+    let revocations = app.audit_all("action=key.revoked");
+    let mut whose: Vec<&str> = revocations
+        .iter()
+        .map(|e| e["user"].as_str().unwrap())
+        .collect();
+    whose.sort();
+    assert_eq!(whose, [ALICE, DAVE], "each revoked as its owner's");
+}
+
+#[test]
+fn a_key_cannot_be_created_for_a_removed_user_in_any_spelling() {
+    let app = App::start();
+    app.remove_user(DAVE);
+    let before = app.snapshot();
+    for owner in [DAVE, "Dave@Example.COM", "  dave@example.com  "] {
+        let reply = app.create(ALICE, &json!({"name": "late", "owner": owner}));
+        let problem = assert_validation_failed(&reply, &["owner"]);
+        assert_eq!(error_fields(&problem), ["owner"]);
+    }
+    assert_eq!(app.snapshot(), before, "nothing was created");
+    // The name is still free.
+    app.create_key("late");
+}
+
+#[test]
+fn an_owner_that_names_nobody_who_can_own_keys_is_refused_with_the_other_fields() {
+    let app = App::start();
+    let before = app.snapshot();
+    for owner in [
+        json!(""),
+        json!("   "),
+        json!("u".repeat(201)),
+        json!("line\nbreak"),
+        json!(7),
+        json!(["dave@example.com"]),
+        json!("sa_short"),
+        json!("sa_0123456789abcdefghijkl"),
+    ] {
+        let reply = app.create(ALICE, &json!({"name": "k", "owner": owner}));
+        let problem = assert_validation_failed(&reply, &["owner"]);
+        assert_eq!(error_fields(&problem), ["owner"], "{owner}");
+    }
+    let reply = app.create(ALICE, &json!({"name": "", "owner": ""}));
+    assert_validation_failed(&reply, &["name", "owner"]);
+    assert_eq!(app.snapshot(), before);
+    // Without an owner, or with `null`, the creator owns it.
+    let (own, _) = app.create_key_with(ALICE, &json!({"name": "own", "owner": null}));
+    assert_eq!(own["owner"], ALICE);
+}
+
+#[test]
+fn the_overview_sorts_by_owner_in_any_case() {
+    let app = App::start();
+    for (owner, name) in [
+        ("carol@example.com", "c"),
+        ("Bob@example.com", "b1"),
+        (ALICE, "a"),
+        ("bob@Example.com", "b2"),
+    ] {
+        app.create_key_with(OPERATOR, &json!({"name": name, "owner": owner}));
+    }
+    let owners = |order: &str| -> Vec<String> {
+        app.list_all(&format!("sort=owner&order={order}"))
+            .iter()
+            .map(|k| k["owner"].as_str().unwrap().to_ascii_lowercase())
+            .collect()
+    };
+    assert_eq!(owners("asc"), [ALICE, BOB, BOB, "carol@example.com"]);
+    assert_eq!(owners("desc"), ["carol@example.com", BOB, BOB, ALICE]);
+    assert_eq!(
+        app.list(&query(&[("owner", "BOB@EXAMPLE.COM")]))["total"],
+        2
+    );
+}

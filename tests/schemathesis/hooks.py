@@ -3,8 +3,9 @@
 Without them, verify and the webhook would only ever answer 401: a generated
 key never has a valid checksum and a generated signature never matches. So:
 
-- management calls get the admin token and an acting user (run.sh sends no
-  global Authorization header, which would also land on verify);
+- management calls (keys, service accounts, users, audit) get the admin token
+  and an acting user (run.sh sends no global Authorization header, which would
+  also land on verify);
 - a verify call that brings no key of its own gets a real one
   (KEYGATE_VERIFY_KEY), so the 200 answer is checked against the schema too;
 - every webhook delivery is signed per Standard Webhooks with the runner's
@@ -40,7 +41,7 @@ def _has(headers, name):
 def before_call(context, case, kwargs):
     path = case.operation.path
     headers = dict(case.headers or {})
-    if path.startswith("/api/keys") or path == "/api/audit":
+    if path.startswith(("/api/keys", "/api/service-accounts", "/api/users/")) or path == "/api/audit":
         headers["Authorization"] = f"Bearer {ADMIN_TOKEN}"
         # Always this user: a generated one may be the one a webhook removed.
         headers["X-Acting-User"] = ACTING_USER

@@ -63,7 +63,9 @@
 //!   table (`key_transfers`, `key_updates`, `key_rolls`) guarded by the key's
 //!   state, whose trigger changes the key and writes its audit entry. Since
 //!   verify takes the owner from the row, a transfer is that one statement: a
-//!   key never acts as two owners. A roll writes the new secret's KV entry
+//!   key never acts as two owners. A removal's revocation of each key checks
+//!   the owner again, so a key moved away since the removal's scan is left to
+//!   its new owner. A roll writes the new secret's KV entry
 //!   first (it verifies nothing until the row names its hash), then the
 //!   statement, compare-and-swap on the current hash (of two rolls one wins),
 //!   then the old entries; an edit writes SQL, then the entries. The KV

@@ -1,7 +1,5 @@
 //! The key lifecycle (v2): edit (`PATCH`) and roll.
 
-use serde_json::json;
-
 use super::{IndexEntry, KEY_COLUMNS, KeyService, entry_bytes, key_view};
 use crate::error::Error;
 use crate::key::{ApiKey, is_key_id};
@@ -36,45 +34,48 @@ impl KeyService<'_> {
         let name = changes.name.filter(|n| *n != key.name);
         let description = changes.description.filter(|d| *d != key.description);
         let expires_at = changes.expires_at.filter(|e| *e != key.expires_at);
-        let fields: Vec<&str> = [
-            ("name", name.is_some()),
-            ("description", description.is_some()),
-            ("expires_at", expires_at.is_some()),
-        ]
-        .into_iter()
-        .filter_map(|(field, changed)| changed.then_some(field))
-        .collect();
-        if !fields.is_empty() {
+        if name.is_some() || description.is_some() || expires_at.is_some() {
+            // Which fields still differ is decided again in the statement:
+            // a retry racing its first attempt, or another patch of the
+            // same field to the same value, writes no entry or names only
+            // what it changed.
             let updated = self.execute(
                 "INSERT INTO key_updates (at, updated_by, auth, key_id, key_name, \
                  sets_name, name, name_folded, sets_description, description, \
                  sets_expires_at, expires_at, fields) \
-                 SELECT ?, ?, ?, id, name, ?, ?, ?, ?, ?, ?, ?, ? FROM api_keys \
-                 WHERE id = ? AND revoked_at IS NULL RETURNING id",
+                 SELECT ?, ?, ?, id, old_name, n, ?, ?, d, ?, e, ?, \
+                 '[' || rtrim(CASE WHEN n THEN '\"name\",' ELSE '' END \
+                 || CASE WHEN d THEN '\"description\",' ELSE '' END \
+                 || CASE WHEN e THEN '\"expires_at\",' ELSE '' END, ',') || ']' \
+                 FROM (SELECT id, name AS old_name, ? AND name IS NOT ? AS n, \
+                 ? AND description IS NOT ? AS d, ? AND expires_at IS NOT ? AS e \
+                 FROM api_keys WHERE id = ? AND revoked_at IS NULL) \
+                 WHERE n OR d OR e RETURNING id",
                 &[
                     SqlValue::Integer(now),
                     SqlValue::text(user.as_str()),
                     SqlValue::text(user.signed_in_with().as_str()),
-                    SqlValue::Integer(i64::from(name.is_some())),
                     SqlValue::opt_text(name.as_deref()),
                     SqlValue::opt_text(name.as_deref().map(fold_name).as_deref()),
+                    SqlValue::opt_text(description.clone().flatten().as_deref()),
+                    SqlValue::opt_int(expires_at.flatten()),
+                    SqlValue::Integer(i64::from(name.is_some())),
+                    SqlValue::opt_text(name.as_deref()),
                     SqlValue::Integer(i64::from(description.is_some())),
                     SqlValue::opt_text(description.clone().flatten().as_deref()),
                     SqlValue::Integer(i64::from(expires_at.is_some())),
                     SqlValue::opt_int(expires_at.flatten()),
-                    SqlValue::text(json!(fields).to_string()),
                     SqlValue::text(id),
                 ],
             );
             match updated {
                 Ok(rows) if rows.rows.is_empty() => {
-                    // Deleted or revoked since it was read.
+                    // Deleted or revoked since it was read, or another
+                    // request made these changes first.
                     let key = self.get_key(user, id, now)?;
-                    return Err(if key.revoked_at.is_some() {
-                        Error::KeyRevoked
-                    } else {
-                        Error::KeyNotFound
-                    });
+                    if key.revoked_at.is_some() {
+                        return Err(Error::KeyRevoked);
+                    }
                 }
                 Ok(_) => {}
                 Err(e) if e.is_name_taken() => return Err(Error::NameTaken),

@@ -312,6 +312,65 @@ fn a_removed_user_cannot_patch_or_roll() {
     assert_eq!(w.get(&k.key.id).unwrap(), k.key);
 }
 
+#[test]
+fn a_patch_racing_its_own_retry_is_audited_once() {
+    let w = World::new();
+    let k = w.create("u", "k");
+    let changes = || KeyChanges {
+        name: Some("renamed".into()),
+        description: Some(Some("d".into())),
+        expires_at: None,
+    };
+    // The retry commits between the first attempt's read and its write.
+    let both = Interleave {
+        world: &w,
+        matches: Box::new(|call| call.starts_with("INSERT INTO key_updates")),
+        remaining: RefCell::new(1),
+        hook: RefCell::new(Some(Box::new(|| {
+            w.patch(&k.key.id, changes(), NOW).unwrap();
+        }))),
+    };
+    let first = KeyService::new(&both, &both)
+        .update_key(&admin(), &k.key.id, changes(), NOW)
+        .unwrap();
+    assert!(both.hook.borrow().is_none(), "the retry ran");
+    assert_eq!(first, w.get(&k.key.id).unwrap());
+    assert_eq!(first.name, "renamed");
+    let updated = w.entries("key.updated");
+    assert_eq!(updated.len(), 1, "{updated:?}");
+    assert_eq!(updated[0].details["fields"], json!(["name", "description"]));
+}
+
+#[test]
+fn a_patch_names_only_what_it_changed_when_it_was_written() {
+    let w = World::new();
+    let k = w.create("u", "k");
+    // Another patch sets the same name first; this one changes the
+    // description as well.
+    let both = Interleave {
+        world: &w,
+        matches: Box::new(|call| call.starts_with("INSERT INTO key_updates")),
+        remaining: RefCell::new(1),
+        hook: RefCell::new(Some(Box::new(|| {
+            w.patch(&k.key.id, rename("renamed"), NOW).unwrap();
+        }))),
+    };
+    let changes = KeyChanges {
+        name: Some("renamed".into()),
+        description: Some(Some("d".into())),
+        expires_at: None,
+    };
+    KeyService::new(&both, &both)
+        .update_key(&admin(), &k.key.id, changes, NOW)
+        .unwrap();
+    let fields: Vec<_> = w
+        .entries("key.updated")
+        .into_iter()
+        .map(|e| e.details["fields"].clone())
+        .collect();
+    assert_eq!(fields, [json!(["name"]), json!(["description"])]);
+}
+
 /// A patch whose 1st, 2nd, … storage call fails (or whose SQL statement
 /// commits and then reports an error): the retry completes it, with one
 /// `key.updated`; verify sees the change.

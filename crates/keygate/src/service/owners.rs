@@ -141,6 +141,11 @@ impl KeyService<'_> {
     /// new owner racing it either committed first (nothing moves: 422) or
     /// scans for the owner's keys after the move. The KV entries are brought
     /// in line afterwards; only an instance still at v10 reads their owner.
+    ///
+    /// A transfer to the key's owner (in any spelling) moves nothing and
+    /// writes no entry, so the retry of a transfer whose answer was lost
+    /// (after a crash or a 503 past its statement) answers 200 and leaves one
+    /// `key.transferred`.
     pub fn transfer_key(
         &self,
         user: &ActingUser,
@@ -157,7 +162,8 @@ impl KeyService<'_> {
                 "INSERT INTO key_transfers (at, transferred_by, auth, key_id, key_name, \
                  from_owner, to_owner) \
                  SELECT ?, ?, ?, id, name, coalesce(owner, created_by), ? FROM api_keys \
-                 WHERE id = ? AND revoked_at IS NULL AND {} RETURNING id",
+                 WHERE id = ? AND revoked_at IS NULL \
+                 AND coalesce(owner, created_by) COLLATE NOCASE <> ? AND {} RETURNING id",
                 owner_may_own(&to)
             ),
             &[
@@ -167,15 +173,18 @@ impl KeyService<'_> {
                 SqlValue::text(to.as_str()),
                 SqlValue::text(id),
                 SqlValue::text(to.as_str()),
+                SqlValue::text(to.as_str()),
             ],
         )?;
         if moved.rows.is_empty() {
             let key = self.get_key(user, id, now)?;
-            return Err(if key.revoked_at.is_some() {
-                Error::KeyRevoked
-            } else {
-                owner_refused(&to)
-            });
+            if key.revoked_at.is_some() {
+                return Err(Error::KeyRevoked);
+            }
+            if !key.owner.eq_ignore_ascii_case(to.as_str()) {
+                return Err(owner_refused(&to));
+            }
+            // Already the owner's: nothing to move, nothing to audit.
         }
         self.refresh_entries(id)?;
         self.get_key(user, id, now)

@@ -125,7 +125,10 @@ impl KeyService<'_> {
     /// Revokes (with `reason`) every key matching `owner_condition` (one
     /// parameter, `owner`), then marks each key's KV entries revoked, both
     /// secrets of a rolled key included. Keys revoked already are only
-    /// marked again. Returns how many this call revoked.
+    /// marked again. A key transferred to another owner since the scan is
+    /// left alone (its revocation checks the condition again): the move
+    /// answered 200, and the new owner was not removed. Returns how many
+    /// this call revoked.
     pub(super) fn revoke_keys_of(
         &self,
         owner_condition: &str,
@@ -153,15 +156,30 @@ impl KeyService<'_> {
             );
             if row.int(4)? != 0 {
                 let updated = self.execute(
-                    "UPDATE api_keys SET revoked_at = ?, revoked_reason = ? \
-                     WHERE id = ? AND revoked_at IS NULL RETURNING id",
+                    &format!(
+                        "UPDATE api_keys SET revoked_at = ?, revoked_reason = ? \
+                         WHERE id = ? AND revoked_at IS NULL AND {owner_condition} RETURNING id"
+                    ),
                     &[
                         SqlValue::Integer(now),
                         SqlValue::text(reason),
                         SqlValue::text(&id),
+                        SqlValue::text(owner),
                     ],
                 )?;
                 revoked_now += updated.rows.len() as u64;
+                if updated.rows.is_empty()
+                    && self
+                        .execute(
+                            "SELECT 1 FROM api_keys WHERE id = ? AND revoked_at IS NOT NULL",
+                            &[SqlValue::text(&id)],
+                        )?
+                        .rows
+                        .is_empty()
+                {
+                    // Moved to another owner (or deleted) since the scan.
+                    continue;
+                }
             }
             let entry = IndexEntry {
                 key_id: id,
