@@ -167,6 +167,11 @@ fn a_key_created_for_another_user_acts_as_that_user() {
     let made = entries_of(&app, ALICE, "key.created");
     assert_eq!(made.len(), 1, "making it is alice's");
     assert_eq!(made[0]["key_id"], id);
+    assert_eq!(
+        made[0]["details"],
+        json!({"auth": "admin_token", "owner": "Dave@Example.com"}),
+        "the entry says for whom, and outlives the key"
+    );
 
     // The overview tells owner and creator apart.
     let by_owner = app.list(&query(&[("owner", DAVE)]));

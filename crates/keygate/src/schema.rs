@@ -1090,6 +1090,16 @@ mod tests {
                 revoked.push(doomed);
                 revoked.sort();
                 assert_eq!(revocations(sql), revoked, "{at}");
+                let created = sql
+                    .execute(
+                        "SELECT count(DISTINCT key_id), count(*) FROM audit_log \
+                         WHERE action = 'key.created'",
+                        &[],
+                    )
+                    .unwrap();
+                let row = created.first().unwrap();
+                assert_eq!(row.int(0).unwrap(), 2 * n, "{at}: every creation audited");
+                assert_eq!(row.int(1).unwrap(), 2 * n, "{at}: and once");
             };
             write(&sql, "at v10");
             for (i, statement) in V11[..interrupted_after].iter().enumerate() {

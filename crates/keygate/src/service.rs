@@ -144,7 +144,19 @@ impl<'a> KeyService<'a> {
             ],
         );
         let error = match inserted {
-            Ok(rows) if !rows.rows.is_empty() => return Ok(CreatedKey { key, secret }),
+            Ok(rows) if !rows.rows.is_empty() => {
+                if !key.owner.eq_ignore_ascii_case(&key.created_by) {
+                    // For whom, in the entry that outlives the key. Best
+                    // effort after the fact: the key exists and is audited,
+                    // and a 503 now would only make the retry hear `name_taken`.
+                    let _ = self.execute(
+                        "UPDATE audit_log SET details = json_set(details, '$.owner', ?) \
+                         WHERE key_id = ? AND action = 'key.created'",
+                        &[SqlValue::text(&key.owner), SqlValue::text(&key.id)],
+                    );
+                }
+                return Ok(CreatedKey { key, secret });
+            }
             Ok(_) => match self.authorize(user) {
                 Err(e) => e,
                 Ok(()) => owner_refused(&owner),
