@@ -13,7 +13,12 @@
 
 use std::borrow::Cow;
 
-use spin_sdk::http::{IncomingRequest, Method, Response};
+use http::header::{
+    ALLOW, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, ETAG, HeaderName, IF_NONE_MATCH,
+    REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+};
+use http::{Method, StatusCode};
+use spin_sdk::http::{IncomingRequest, Response};
 use spin_sdk::{http_component, variables};
 
 /// One embedded file, with its ETag computed at compile time.
@@ -105,13 +110,29 @@ fn issuer_origin(issuer: &str) -> Option<String> {
     (host_ok && port_ok && scheme_ok).then(|| format!("{scheme}://{authority}"))
 }
 
-/// The headers every answer has; the CSP depends on `oidc_issuer`.
-const OTHER_SECURITY_HEADERS: &[(&str, &str)] = &[
-    ("x-content-type-options", "nosniff"),
-    ("referrer-policy", "no-referrer"),
-    ("x-frame-options", "DENY"),
-    ("cross-origin-opener-policy", "same-origin"),
+/// The headers every answer has; the CSP depends on `oidc_issuer`. A
+/// `static`, as a `HeaderName` cannot be borrowed from a `const`.
+static OTHER_SECURITY_HEADERS: [(HeaderName, &str); 4] = [
+    (X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    (REFERRER_POLICY, "no-referrer"),
+    (X_FRAME_OPTIONS, "DENY"),
+    (
+        HeaderName::from_static("cross-origin-opener-policy"),
+        "same-origin",
+    ),
 ];
+
+/// spin-sdk's method as `http`'s, as `keygate_spin::http_method` converts it
+/// (the console depends on spin-sdk and `http` only): an extension method
+/// that is not an HTTP token, which the host never passes, becomes `INVALID`
+/// (a `405`) where spin-sdk's own `From` would panic.
+fn http_method(method: spin_sdk::http::Method) -> Method {
+    match method {
+        spin_sdk::http::Method::Other(m) => Method::from_bytes(m.as_bytes())
+            .unwrap_or_else(|_| Method::from_bytes(b"INVALID").expect("a token")),
+        m => m.into(),
+    }
+}
 
 /// Takes the `IncomingRequest` and never reads its body (no route has one):
 /// spin-sdk's `Request` would read any body whole into memory first.
@@ -119,10 +140,10 @@ const OTHER_SECURITY_HEADERS: &[(&str, &str)] = &[
 fn handle(req: IncomingRequest) -> Response {
     let if_none_match = req
         .headers()
-        .get("if-none-match")
+        .get(IF_NONE_MATCH.as_str())
         .last()
         .and_then(|v| String::from_utf8(v.clone()).ok());
-    let method = req.method();
+    let method = http_method(req.method());
     let path_with_query = req.path_with_query().unwrap_or_default();
     let path = path_with_query.split('?').next().unwrap_or_default();
     let answer = respond(&method, path, if_none_match.as_deref());
@@ -132,16 +153,16 @@ fn handle(req: IncomingRequest) -> Response {
     let mut response = Response::builder();
     response.status(answer.status);
     response.header(
-        "content-security-policy",
+        CONTENT_SECURITY_POLICY.as_str(),
         content_security_policy(origin.as_deref()),
     );
-    for (name, value) in OTHER_SECURITY_HEADERS {
-        response.header(*name, *value);
+    for (name, value) in &OTHER_SECURITY_HEADERS {
+        response.header(name.as_str(), *value);
     }
     for (name, value) in answer.headers {
-        response.header(name, value);
+        response.header(name.as_str(), value);
     }
-    let body = if method == Method::Head {
+    let body = if method == Method::HEAD {
         Vec::new()
     } else {
         answer.body.into_owned()
@@ -151,8 +172,8 @@ fn handle(req: IncomingRequest) -> Response {
 
 /// What to answer, apart from the security headers every answer has.
 struct Answer {
-    status: u16,
-    headers: Vec<(&'static str, String)>,
+    status: StatusCode,
+    headers: Vec<(HeaderName, String)>,
     body: Cow<'static, [u8]>,
 }
 
@@ -167,12 +188,11 @@ fn respond(method: &Method, path: &str, if_none_match: Option<&str>) -> Answer {
             .map(|(_, asset)| asset),
     };
     let Some(asset) = asset else {
-        return problem(404, "Not Found", "not_found", "no such route", None);
+        return problem(StatusCode::NOT_FOUND, "not_found", "no such route", None);
     };
-    if !matches!(method, Method::Get | Method::Head) {
+    if !matches!(*method, Method::GET | Method::HEAD) {
         return problem(
-            405,
-            "Method Not Allowed",
+            StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
             "allowed methods: GET, HEAD",
             Some("GET, HEAD"),
@@ -182,19 +202,19 @@ fn respond(method: &Method, path: &str, if_none_match: Option<&str>) -> Answer {
     // The files are not versioned by name, so the browser revalidates each
     // time (`no-cache`) and gets a body-less 304 while the ETag matches.
     let headers = vec![
-        ("content-type", asset.content_type.to_owned()),
-        ("cache-control", "no-cache".to_owned()),
-        ("etag", etag.clone()),
+        (CONTENT_TYPE, asset.content_type.to_owned()),
+        (CACHE_CONTROL, "no-cache".to_owned()),
+        (ETAG, etag.clone()),
     ];
     if if_none_match.is_some_and(|v| etag_matches(v, &etag)) {
         return Answer {
-            status: 304,
+            status: StatusCode::NOT_MODIFIED,
             headers,
             body: Cow::Borrowed(b""),
         };
     }
     Answer {
-        status: 200,
+        status: StatusCode::OK,
         headers,
         body: Cow::Borrowed(asset.body),
     }
@@ -218,23 +238,25 @@ const fn fnv1a(bytes: &[u8]) -> u64 {
     hash
 }
 
-/// An RFC 9457 problem, shaped like the management API's errors.
+/// An RFC 9457 problem, shaped like the management API's errors; the title
+/// is the status's reason phrase.
 fn problem(
-    status: u16,
-    title: &'static str,
+    status: StatusCode,
     code: &'static str,
     detail: &'static str,
     allow: Option<&'static str>,
 ) -> Answer {
+    let title = status.canonical_reason().unwrap_or_default();
+    let status_code = status.as_u16();
     let body = format!(
-        r#"{{"type":"about:blank","title":"{title}","status":{status},"detail":"{detail}","code":"{code}"}}"#
+        r#"{{"type":"about:blank","title":"{title}","status":{status_code},"detail":"{detail}","code":"{code}"}}"#
     );
     let mut headers = vec![
-        ("content-type", "application/problem+json".to_owned()),
-        ("cache-control", "no-store".to_owned()),
+        (CONTENT_TYPE, "application/problem+json".to_owned()),
+        (CACHE_CONTROL, "no-store".to_owned()),
     ];
     if let Some(allow) = allow {
-        headers.push(("allow", allow.to_owned()));
+        headers.push((ALLOW, allow.to_owned()));
     }
     Answer {
         status,

@@ -3,11 +3,14 @@
 //! variables, the removal channels' variables) and reports each one,
 //! without revealing any value.
 
+use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE};
+use http::{Method, StatusCode};
 use keygate::auth;
 use keygate::channels::{ChannelVariables, check_removal_channels};
 use keygate::oidc::OidcConfig;
+use keygate_spin::http_method;
 use serde_json::json;
-use spin_sdk::http::{IncomingRequest, IntoResponse, Method, Response};
+use spin_sdk::http::{IncomingRequest, IntoResponse, Response};
 use spin_sdk::http_component;
 use spin_sdk::{key_value, sqlite3, variables};
 
@@ -15,11 +18,12 @@ use spin_sdk::{key_value, sqlite3, variables};
 /// none): spin-sdk's `Request` would read any body whole into memory first.
 #[http_component]
 fn handle(req: IncomingRequest) -> Response {
-    if req.method() != Method::Get && req.method() != Method::Head {
+    let method = http_method(req.method());
+    if method != Method::GET && method != Method::HEAD {
         return Response::builder()
-            .status(405)
-            .header("allow", "GET, HEAD")
-            .header("content-type", "application/problem+json")
+            .status(StatusCode::METHOD_NOT_ALLOWED)
+            .header(ALLOW.as_str(), "GET, HEAD")
+            .header(CONTENT_TYPE.as_str(), "application/problem+json")
             .body(
                 json!({
                     "type": "about:blank",
@@ -53,9 +57,13 @@ fn handle(req: IncomingRequest) -> Response {
             .collect::<serde_json::Map<_, _>>(),
     });
     Response::builder()
-        .status(if healthy { 200 } else { 503 })
-        .header("content-type", "application/json")
-        .header("cache-control", "no-store")
+        .status(if healthy {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        })
+        .header(CONTENT_TYPE.as_str(), "application/json")
+        .header(CACHE_CONTROL.as_str(), "no-store")
         .body(body.to_string())
         .build()
         .into_response()

@@ -3,10 +3,11 @@
 //! everything else is `keygate::scim`. Off (`404` for every route) while
 //! `scim_token` is unset.
 
+use http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, HOST, IF_MATCH, IF_NONE_MATCH};
 use keygate::scim::{self, Request, Response as ScimResponse, ScimError, ScimToken};
 use keygate::timestamp;
-use keygate_spin::{SpinKeyValue, SpinSql, read_body, variable};
-use spin_sdk::http::{IncomingRequest, Method, Response};
+use keygate_spin::{SpinKeyValue, SpinSql, http_method, read_body, variable};
+use spin_sdk::http::{IncomingRequest, Response};
 use spin_sdk::http_component;
 
 /// Where the route is mounted (spin.toml).
@@ -31,25 +32,16 @@ async fn scim_request(req: IncomingRequest) -> Result<ScimResponse, ScimError> {
     };
     // The token before anything else: an unauthenticated caller has nothing
     // read, parsed or stored.
-    token.check(header("authorization"))?;
-    let method = match req.method() {
-        Method::Get => "GET".to_owned(),
-        Method::Post => "POST".to_owned(),
-        Method::Put => "PUT".to_owned(),
-        Method::Patch => "PATCH".to_owned(),
-        Method::Delete => "DELETE".to_owned(),
-        Method::Head => "HEAD".to_owned(),
-        Method::Options => "OPTIONS".to_owned(),
-        Method::Connect => "CONNECT".to_owned(),
-        Method::Trace => "TRACE".to_owned(),
-        Method::Other(m) => m.to_ascii_uppercase(),
-    };
+    token.check(header(AUTHORIZATION.as_str()))?;
+    // An extension method in any case, as the standard ones are written
+    // (`patch` is PATCH): keygate::scim matches on the upper-case name.
+    let method = http_method(req.method()).as_str().to_ascii_uppercase();
     let path_with_query = req.path_with_query().unwrap_or_default();
     let (path, query) = path_with_query
         .split_once('?')
         .unwrap_or((&path_with_query, ""));
     let path = path.strip_prefix(MOUNT).unwrap_or(path);
-    let base = base_url(header("spin-full-url"), header("host"));
+    let base = base_url(header("spin-full-url"), header(HOST.as_str()));
     let body = if scim::takes_body(&method) {
         read_body(req).await?
     } else {
@@ -59,9 +51,9 @@ async fn scim_request(req: IncomingRequest) -> Result<ScimResponse, ScimError> {
         method: &method,
         path,
         query,
-        content_type: header("content-type"),
-        if_match: header("if-match"),
-        if_none_match: header("if-none-match"),
+        content_type: header(CONTENT_TYPE.as_str()),
+        if_match: header(IF_MATCH.as_str()),
+        if_none_match: header(IF_NONE_MATCH.as_str()),
         body: &body,
         base: &base,
     };
@@ -89,7 +81,7 @@ fn to_spin(response: ScimResponse) -> Response {
     for (name, value) in &response.headers {
         builder.header(*name, value.as_str());
     }
-    builder.header("cache-control", "no-store");
+    builder.header(CACHE_CONTROL.as_str(), "no-store");
     match response.body {
         Some(body) => builder.body(body).build(),
         None => builder.build(),

@@ -7,18 +7,21 @@
 //! refused. Off (`404` for everything) while `ssf_issuer` is unset. The
 //! rules are in `keygate::ssf`.
 
-use keygate::error::Problem;
+use http::header::CONTENT_TYPE;
+use http::{Method, StatusCode};
 use keygate::ssf::{self, Action, SsfConfig, SsfError};
 use keygate::{Error, KeyService, timestamp};
-use keygate_spin::{LeanRequest, SpinHttpGet, SpinKeyValue, SpinSql, json, problem, variable};
-use spin_sdk::http::{IncomingRequest, Method, Response};
+use keygate_spin::{
+    LeanRequest, SpinHttpGet, SpinKeyValue, SpinSql, json, problem, problem_response, variable,
+};
+use spin_sdk::http::{IncomingRequest, Response};
 use spin_sdk::http_component;
 
 #[http_component]
 async fn handle(req: IncomingRequest) -> Response {
     let mut req = LeanRequest::new(req);
     match receive(&mut req).await {
-        Ok(()) => Response::builder().status(202).build(),
+        Ok(()) => Response::builder().status(StatusCode::ACCEPTED).build(),
         Err(SsfError::Refused(refusal)) => {
             // The description never contains the token or a claim's value.
             eprintln!(
@@ -26,13 +29,14 @@ async fn handle(req: IncomingRequest) -> Response {
                 refusal.err.as_str(),
                 refusal.description
             );
-            json(400, &refusal)
+            json(StatusCode::BAD_REQUEST, &refusal)
         }
         Err(SsfError::Keygate(e)) => problem(&e),
         Err(e) => {
             if let SsfError::NotConfigured(detail) | SsfError::TransmitterUnavailable(detail) = &e {
                 eprintln!("keygate: ssf: {detail}");
             }
+            // The receiver's own `503`s: problems built here, not from an `Error`.
             problem_response(&e.to_problem().expect("not a refusal"))
         }
     }
@@ -46,7 +50,7 @@ async fn receive(req: &mut LeanRequest) -> Result<(), SsfError> {
         variable("oidc_issuer").as_deref(),
         variable("oidc_user_claim").as_deref(),
     )?;
-    if !matches!(req.method(), Method::Post) {
+    if *req.method() != Method::POST {
         return Err(Error::MethodNotAllowed { allow: "POST" }.into());
     }
     // At most 64 KiB is read (413 beyond).
@@ -56,7 +60,7 @@ async fn receive(req: &mut LeanRequest) -> Result<(), SsfError> {
     // shape never touches storage.
     let kv = SpinKeyValue::lazy_default();
     let set = ssf::check(
-        req.header("content-type"),
+        req.header(CONTENT_TYPE),
         &body,
         &config,
         &kv,
@@ -70,17 +74,4 @@ async fn receive(req: &mut LeanRequest) -> Result<(), SsfError> {
     let sql = SpinSql::open_default()?;
     ssf::apply(&KeyService::new(&kv, &sql), &set, now)?;
     Ok(())
-}
-
-/// A problem built here rather than from an [`Error`] (the receiver's own
-/// `503`s), written as `keygate_spin::problem` writes the others.
-fn problem_response(problem: &Problem) -> Response {
-    let mut response = Response::builder();
-    response
-        .status(problem.status)
-        .header("content-type", Problem::CONTENT_TYPE);
-    for (name, value) in &problem.headers {
-        response.header(*name, value.as_str());
-    }
-    response.body(problem.to_json()).build()
 }

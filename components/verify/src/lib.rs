@@ -4,18 +4,20 @@
 //! opened), one key-value read, one audit insert. The request is read as
 //! [`LeanRequest`], without spin-sdk's header map and URI.
 
+use http::header::CONTENT_TYPE;
+use http::{Method, StatusCode};
 use keygate::validate::check_json_body;
 use keygate::verify::VerifyRequest;
 use keygate::{ApiKey, Error, KeyService, timestamp};
 use keygate_spin::{LeanRequest, SpinKeyValue, SpinSql, json, problem};
-use spin_sdk::http::{IncomingRequest, Method, Response};
+use spin_sdk::http::{IncomingRequest, Response};
 use spin_sdk::http_component;
 
 #[http_component]
 async fn handle(req: IncomingRequest) -> Response {
     let mut req = LeanRequest::new(req);
-    let result = match req.method() {
-        Method::Get | Method::Post => verify(&mut req).await,
+    let result = match *req.method() {
+        Method::GET | Method::POST => verify(&mut req).await,
         _ => Err(Error::MethodNotAllowed { allow: "GET, POST" }),
     };
     result.unwrap_or_else(|e| problem(&e))
@@ -26,14 +28,14 @@ async fn verify(req: &mut LeanRequest) -> Result<Response, Error> {
     // still read (and ignored): one left unread makes the server close the
     // connection, and a client still sending it sees a broken pipe.
     let body = req.take_body().await?;
-    let body = match req.method() {
-        Method::Post => body,
+    let body = match *req.method() {
+        Method::POST => body,
         _ => Vec::new(),
     };
     let body = match body {
         b if b.iter().all(u8::is_ascii_whitespace) => None,
         b => {
-            check_json_body(req.header("content-type"), b.len())?;
+            check_json_body(req.header(CONTENT_TYPE), b.len())?;
             Some(b)
         }
     };
@@ -50,7 +52,7 @@ async fn verify(req: &mut LeanRequest) -> Result<Response, Error> {
     let verified =
         KeyService::new(&kv, &sql).verify(call.key(), &call.context, timestamp::now())?;
 
-    let mut response = json(200, &verified);
+    let mut response = json(StatusCode::OK, &verified);
     response.set_header("x-key-id", verified.key_id.as_str());
     response.set_header("x-user-id", verified.user_id.as_str());
     Ok(response)

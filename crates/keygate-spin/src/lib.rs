@@ -8,9 +8,12 @@ mod outbound;
 pub use outbound::SpinHttpGet;
 
 use futures::StreamExt;
+use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
 use keygate::Error;
+use keygate::error::Problem;
 use keygate::store::{KeyValue, Rows, Sql, SqlValue, StoreError};
 use keygate::validate::MAX_BODY_BYTES;
+use spin_sdk::http::conversions::IntoStatusCode;
 use spin_sdk::http::{IncomingRequest, Method, Request, Response};
 use spin_sdk::{key_value, sqlite3, variables};
 
@@ -116,9 +119,23 @@ pub fn variable(name: &str) -> Option<String> {
     variables::get(name).ok().filter(|v| !v.is_empty())
 }
 
-/// A request header as text (`None` when absent or not UTF-8).
-pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
-    req.header(name).and_then(|v| v.as_str())
+/// A request header as text (`None` when absent or not UTF-8); `name` an
+/// `http::header` constant or a `&str`.
+pub fn header(req: &Request, name: impl AsRef<str>) -> Option<&str> {
+    req.header(name.as_ref()).and_then(|v| v.as_str())
+}
+
+/// spin-sdk's method as `http`'s, which the components match on. spin-sdk's
+/// own `From` panics on an extension method that is not an HTTP token; the
+/// host parsed the request as HTTP, so one always is, but were it not, the
+/// component answers (`405`, as for any method a route does not take)
+/// rather than trap: the method becomes the extension `INVALID`.
+pub fn http_method(method: Method) -> http::Method {
+    match method {
+        Method::Other(m) => http::Method::from_bytes(m.as_bytes())
+            .unwrap_or_else(|_| http::Method::from_bytes(b"INVALID").expect("a token")),
+        m => m.into(),
+    }
 }
 
 /// A request as the host gives it: method and headers (one call each), the
@@ -126,7 +143,7 @@ pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
 /// map and the full URI; verify, on every call an automation makes, needs
 /// neither.
 pub struct LeanRequest {
-    method: Method,
+    method: http::Method,
     headers: Vec<(String, Vec<u8>)>,
     /// Until the body is taken.
     incoming: Option<IncomingRequest>,
@@ -135,19 +152,21 @@ pub struct LeanRequest {
 impl LeanRequest {
     pub fn new(incoming: IncomingRequest) -> Self {
         Self {
-            method: incoming.method(),
+            method: http_method(incoming.method()),
             headers: incoming.headers().entries(),
             incoming: Some(incoming),
         }
     }
 
-    pub fn method(&self) -> &Method {
+    pub fn method(&self) -> &http::Method {
         &self.method
     }
 
     /// A header as text (`None` when absent or not UTF-8); of repeated
-    /// headers the last, as with `Request`.
-    pub fn header(&self, name: &str) -> Option<&str> {
+    /// headers the last, as with `Request`. `name` an `http::header`
+    /// constant or a `&str`.
+    pub fn header(&self, name: impl AsRef<str>) -> Option<&str> {
+        let name = name.as_ref();
         self.headers
             .iter()
             .rfind(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -188,7 +207,7 @@ pub async fn read_request(incoming: IncomingRequest) -> Result<Request, Error> {
 pub async fn read_body(incoming: IncomingRequest) -> Result<Vec<u8>, Error> {
     let declared = incoming
         .headers()
-        .get("content-length")
+        .get(CONTENT_LENGTH.as_str())
         .first()
         .and_then(|v| std::str::from_utf8(v).ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
@@ -214,11 +233,16 @@ pub fn problem(error: &Error) -> Response {
         // The detail sent to the caller is generic; the cause goes to the log.
         eprintln!("keygate: storage failure: {}", e.message());
     }
-    let problem = error.to_problem();
+    problem_response(&error.to_problem())
+}
+
+/// A problem as a response: its status, `Content-Type`, its headers, its JSON.
+/// For problems a component builds itself rather than from an [`Error`].
+pub fn problem_response(problem: &Problem) -> Response {
     let mut response = Response::builder();
     response
         .status(problem.status)
-        .header("content-type", keygate::error::Problem::CONTENT_TYPE);
+        .header(CONTENT_TYPE.as_str(), Problem::CONTENT_TYPE);
     for (name, value) in &problem.headers {
         response.header(*name, value.as_str());
     }
@@ -226,11 +250,12 @@ pub fn problem(error: &Error) -> Response {
 }
 
 /// A JSON response, serialised straight from `body` (no `Value` in between).
-pub fn json(status: u16, body: &impl serde::Serialize) -> Response {
+/// `status` an `http::StatusCode` (or a `u16`).
+pub fn json(status: impl IntoStatusCode, body: &impl serde::Serialize) -> Response {
     Response::builder()
         .status(status)
-        .header("content-type", "application/json")
-        .header("cache-control", "no-store")
+        .header(CONTENT_TYPE.as_str(), "application/json")
+        .header(CACHE_CONTROL.as_str(), "no-store")
         .body(serde_json::to_vec(body).expect("serialisable"))
         .build()
 }

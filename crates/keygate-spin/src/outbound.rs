@@ -6,6 +6,8 @@
 use std::future::{Future, ready};
 use std::time::Duration;
 
+use http::StatusCode;
+use http::header::ACCEPT;
 use keygate::oidc::HttpGet;
 use keygate::oidc::jwks::MAX_DOCUMENT_BYTES;
 use spin_sdk::wit::wasi::http0_2_0::outgoing_handler;
@@ -41,7 +43,7 @@ fn get(url: &str) -> Result<Vec<u8>, String> {
     };
     let headers = Fields::new();
     headers
-        .append("accept", b"application/json".as_ref())
+        .append(ACCEPT.as_str(), b"application/json".as_ref())
         .map_err(|e| format!("{url}: {e:?}"))?;
     let request = OutgoingRequest::new(headers);
     let set = request
@@ -66,7 +68,7 @@ fn get(url: &str) -> Result<Vec<u8>, String> {
         .map_err(|()| format!("{url}: response already taken"))?
         .map_err(|e| describe(url, &e))?;
     let status = response.status();
-    if status != 200 {
+    if status != StatusCode::OK {
         return Err(format!("{url} answered {status}"));
     }
     let body = response.consume().map_err(|()| format!("{url}: no body"))?;
