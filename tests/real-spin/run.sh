@@ -14,5 +14,5 @@ cd "$(dirname "$0")/../.."
 command -v spin >/dev/null || { echo "tests/real-spin/run.sh: no spin on PATH" >&2; exit 2; }
 CARGO_PROFILE_RELEASE_LTO=true cargo build -q --release --target wasm32-wasip2 -p health -p console -p keys -p verify -p user-webhook -p okta-hook -p ssf-receiver -p scim -p probe -p noop
 source tests/black-box-targets.sh
-KEYGATE_HOST_BIN=$PWD/tests/real-spin/keygate-host-as-spin \
+KEYGATE_HOST_BIN=$PWD/tests/real-spin/keygate-host-as-spin KEYGATE_NO_FAULT_INJECTION=1 \
   cargo test --release --no-fail-fast "${black_box_targets[@]}" -- "$@"

@@ -29,6 +29,6 @@ cargo test --release --no-fail-fast --features keygate-tests/scale-out -p keygat
 
 echo "--- scale-out: the black-box API tests through two instances"
 source tests/black-box-targets.sh
-KEYGATE_HOST_BIN=$PWD/tests/scale_out/keygate-host-pair \
+KEYGATE_HOST_BIN=$PWD/tests/scale_out/keygate-host-pair KEYGATE_NO_FAULT_INJECTION=1 \
   cargo test --release --no-fail-fast -p keygate-tests "${black_box_targets[@]}" -- "$@" || status=$?
 exit "$status"

@@ -30,6 +30,18 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// True (and says so) when the server under test cannot inject storage
+/// faults (`--fail`, `--crash-after` are keygate-host's): real Spin, where
+/// `tests/real-spin/run.sh` sets `KEYGATE_NO_FAULT_INJECTION`. The fault
+/// sweeps then return at once; everything else in their suites runs.
+pub fn no_fault_injection() -> bool {
+    let off = std::env::var_os("KEYGATE_NO_FAULT_INJECTION").is_some();
+    if off {
+        eprintln!("skipped: the server under test cannot inject storage faults");
+    }
+    off
+}
+
 /// The `keygate-host` binary of the same profile as this test, or `KEYGATE_HOST_BIN`.
 pub fn host_binary() -> PathBuf {
     if let Some(bin) = std::env::var_os("KEYGATE_HOST_BIN") {
