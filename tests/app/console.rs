@@ -27,6 +27,7 @@ const ASSETS: &[(&str, &str)] = &[
     ("/console/audit.js", "text/javascript; charset=utf-8"),
     ("/console/accounts.js", "text/javascript; charset=utf-8"),
     ("/console/lifecycle.js", "text/javascript; charset=utf-8"),
+    ("/console/handover.js", "text/javascript; charset=utf-8"),
     ("/console/app.css", "text/css; charset=utf-8"),
     ("/console/favicon.svg", "image/svg+xml"),
 ];

@@ -59,6 +59,7 @@ const ASSETS: &[(&str, Asset)] = &[
     ("audit.js", asset!("audit.js", JS)),
     ("accounts.js", asset!("accounts.js", JS)),
     ("lifecycle.js", asset!("lifecycle.js", JS)),
+    ("handover.js", asset!("handover.js", JS)),
     ("favicon.svg", asset!("favicon.svg", "image/svg+xml")),
 ];
 

@@ -173,6 +173,7 @@ export const listAudit = (params, signal) => request('GET', `/api/audit${querySt
 
 // v2: owners, service accounts and the key lifecycle.
 const keyPath = (id) => `/api/keys/${encodeURIComponent(id)}`;
+export const getKey = (id) => request('GET', keyPath(id));
 export const updateKey = (id, body) => request('PATCH', keyPath(id), { body });
 export const transferKey = (id, owner) => request('POST', `${keyPath(id)}/transfer`, { body: { owner } });
 export const rollKey = (id, seconds) => request('POST', `${keyPath(id)}/roll`, { body: { expires_previous_in: seconds } });

@@ -1,11 +1,13 @@
 // The API-keys overview: sortable, filterable, paginated table; above it,
 // what the Owner filter's user means (removed: how and when; else what
-// removing them would break); the Actions menu (Edit…, Transfer… and Roll…
+// removing them would break, and "Move all N active keys to…", in
+// handover.js); the Actions menu (Edit…, Transfer… and Roll…
 // are in lifecycle.js); the "Create a new API Key" dialog (secret shown
 // once); delete with confirmation.
 
 import { allAccounts, isServiceAccount, ownerElement } from './accounts.js';
 import * as api from './api.js';
+import * as handover from './handover.js';
 import { exactTime, localToRfc3339, plural, shortTime } from './format.js';
 import * as lifecycle from './lifecycle.js';
 import { ListView } from './list.js';
@@ -104,6 +106,22 @@ export function mount() {
   mountCreate();
   mountDelete();
   lifecycle.mount({ changed: keyChanged, refocus: focusActions });
+  handover.mount({ done: () => view.load(), refocus: focusNotice });
+}
+
+/**
+ * After a hand-over (or its Cancel): focus on "Move all …" when it is still
+ * offered, else on the notice saying what is left (the rows and the notice
+ * redrawn first).
+ */
+async function focusNotice() {
+  await view.settled();
+  await noticeShown;
+  if (view.section.hidden) return;
+  const button = dom.ownerNotice.querySelector('[data-move-all]');
+  if (button) button.focus();
+  else if (dom.ownerNotice.childElementCount) dom.ownerNotice.focus();
+  else (view.wrap.hidden ? dom.create : view.wrap).focus();
 }
 
 /** The Actions button of a key's row, when the row is on the page. */
@@ -211,6 +229,8 @@ const filteredUser = (state) => state.owner;
 
 let noticeFor = '';
 let noticeRun = 0;
+/** Settles once the latest notice asked for is on the page. */
+let noticeShown = Promise.resolve();
 
 function showOwnerNotice(state) {
   const user = filteredUser(state);
@@ -226,7 +246,7 @@ function showOwnerNotice(state) {
   if (!same || !user) show('', []);
   // Service accounts are removed by no identity system.
   if (!user || isServiceAccount(user)) return;
-  ownerNotice(user).then(([kind, content]) => show(kind, content), () => show('', []));
+  noticeShown = ownerNotice(user).then(([kind, content]) => show(kind, content), () => show('', []));
 }
 
 /** `[kind, content]`: 'removed' or 'impact', and the notice's paragraphs. */
@@ -257,7 +277,15 @@ function impactNotice(user, summary) {
         ? ' — none was used in the last 30 days.'
         : ` — ${plural(used, 'key')} used in the last 30 days ${used === 1 ? 'stops' : 'stop'} working.`),
     h('p', { class: 'notice-hint' },
-      'Transfer the keys automations need to a service account (Actions → Transfer…) before the user leaves.'),
+      'Transfer the keys automations need to a service account before the user leaves: all at once, or one '
+      + 'by one (Actions → Transfer…).'),
+    h('p', { class: 'notice-actions' },
+      h('button', {
+        type: 'button',
+        class: 'button small',
+        'data-move-all': '',
+        onclick: () => handover.open(user),
+      }, active === 1 ? 'Move the 1 active key to…' : `Move all ${active} active keys to…`)),
   ];
 }
 
