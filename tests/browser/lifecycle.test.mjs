@@ -307,7 +307,7 @@ test('Roll…: the new secret shown once like create shows it, and until when th
   assert.equal(await api.verify(third), 200);
   await page.keyboard.press('Escape');
   await shownAgain.waitFor({ state: 'hidden' });
-  assert.equal(await page.locator('#roll-secret-value').inputValue(), '');
+  await eventually(async () => assert.equal(await page.locator('#roll-secret-value').inputValue(), ''));
   assertNoProblems(page);
   await page.context().close();
 });

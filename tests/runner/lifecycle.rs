@@ -67,7 +67,7 @@ fn one_log_line_per_request_without_query_or_secrets() {
     assert_eq!(reply.status(), 200);
     runner.get("/probe/var/combined");
     let (status, log) = runner.terminate();
-    assert!(status.success());
+    assert!(status.success(), "{status:?}\n{log}");
     let lines: Vec<&str> = log.lines().filter(|l| l.contains(" /probe/")).collect();
     assert_eq!(lines.len(), 2, "{log}");
     assert!(

@@ -276,11 +276,15 @@ let rolling = null;
 function mountRoll() {
   const { roll: dialog, rollForm: form } = dom;
   closing(dialog);
-  // Whichever way the dialog closes (Cancel, Done, Escape), the secret goes.
-  dialog.addEventListener('close', () => {
+  // Whichever way the dialog closes (Cancel, Done, Escape), the secret goes:
+  // at once on Escape (`cancel` comes before the dialog hides; `close` only
+  // after, as a task), and on every close.
+  const forget = () => {
     dom.rollSecret.value = '';
     dom.rollCopyStatus.textContent = '';
-  });
+  };
+  dialog.addEventListener('cancel', forget);
+  dialog.addEventListener('close', forget);
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     const key = rolling;
