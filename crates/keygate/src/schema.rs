@@ -633,6 +633,9 @@ fn migrate_between(sql: &dyn Sql, current: i64, target: i64) -> Result<(), Store
     let mut left_for_later = false;
     for (version, statements) in due {
         for statement in *statements {
+            if dropped_before(statement, *version, target) {
+                continue;
+            }
             if !apply(sql, statement)? {
                 left_for_later = true;
             }
@@ -644,6 +647,38 @@ fn migrate_between(sql: &dyn Sql, current: i64, target: i64) -> Result<(), Store
         }
     }
     Ok(())
+}
+
+/// Whether `statement` creates a trigger or an index that a later version,
+/// up to `target`, drops: such an object is not created at all. On a fresh
+/// database several instances migrate from 0 at once; one that is behind
+/// would otherwise re-create, say, v4's `key.created` trigger after another
+/// had replaced it (v9), and every key created until it caught up was
+/// audited twice (seen on real Spin: 16 concurrent creates on an empty
+/// database). A trigger created and dropped within one version (a guard for
+/// instances still at the older version) is kept.
+fn dropped_before(statement: &str, version: i64, target: i64) -> bool {
+    let created = [
+        "CREATE TRIGGER IF NOT EXISTS ",
+        "CREATE INDEX IF NOT EXISTS ",
+        "CREATE UNIQUE INDEX IF NOT EXISTS ",
+    ]
+    .iter()
+    .find_map(|prefix| statement.strip_prefix(prefix))
+    .and_then(|rest| rest.split_whitespace().next());
+    let Some(name) = created else {
+        return false;
+    };
+    let kind = if statement.contains(" TRIGGER ") {
+        "TRIGGER"
+    } else {
+        "INDEX"
+    };
+    let drop = format!("DROP {kind} IF EXISTS {name}");
+    MIGRATIONS
+        .iter()
+        .filter(|(v, _)| *v > version && *v <= target)
+        .any(|(_, later)| later.iter().any(|s| s.trim() == drop))
 }
 
 /// Runs one migration statement; `false` when it is left for a later call.
@@ -1129,6 +1164,55 @@ mod tests {
             assert_eq!(names(&sql, "trigger"), names(&fresh, "trigger"));
             assert_eq!(names(&sql, "index"), names(&fresh, "index"));
         }
+    }
+
+    /// Records every statement it runs.
+    struct Recorded<'a>(&'a SqliteSql, std::cell::RefCell<Vec<String>>);
+
+    impl Sql for Recorded<'_> {
+        fn execute(
+            &self,
+            sql: &str,
+            params: &[SqlValue],
+        ) -> Result<crate::store::Rows, StoreError> {
+            self.1.borrow_mut().push(sql.to_owned());
+            self.0.execute(sql, params)
+        }
+    }
+
+    /// An instance that read version 0 while another migrated the fresh
+    /// database all the way: running everything again creates no trigger or
+    /// index that the current schema does not have, so no moment exists with
+    /// an old `key.created`/`key.revoked` trigger beside its replacement
+    /// (except within one version's own guard).
+    #[test]
+    fn migrating_a_fresh_database_never_creates_what_a_later_version_drops() {
+        let sql = SqliteSql::new();
+        migrate(&sql).unwrap();
+        let (triggers, indexes) = (names(&sql, "trigger"), names(&sql, "index"));
+        let behind = Recorded(&sql, Default::default());
+        migrate_between(&behind, 0, SCHEMA_VERSION).unwrap();
+        let guards = [
+            "audit_key_created_or_deleted_once_while_migrating",
+            "audit_key_revoked_once_while_migrating",
+        ];
+        for statement in behind.1.borrow().iter() {
+            let Some(name) = statement
+                .strip_prefix("CREATE TRIGGER IF NOT EXISTS ")
+                .or_else(|| statement.strip_prefix("CREATE INDEX IF NOT EXISTS "))
+                .or_else(|| statement.strip_prefix("CREATE UNIQUE INDEX IF NOT EXISTS "))
+                .and_then(|rest| rest.split_whitespace().next())
+            else {
+                continue;
+            };
+            let kept = triggers.iter().chain(&indexes).any(|n| n == name);
+            assert!(
+                kept || guards.contains(&name),
+                "{name} is created, then dropped later"
+            );
+        }
+        assert_eq!(names(&sql, "trigger"), triggers);
+        assert_eq!(names(&sql, "index"), indexes);
     }
 
     /// An instance still at schema v6 during a rolling upgrade deletes by
