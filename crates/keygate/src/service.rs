@@ -49,6 +49,12 @@ const INSERT_KEY_USED: &str = "INSERT INTO audit_log (at, user, action, key_id, 
      AND (key_hash = ? OR (previous_key_hash = ? AND previous_valid_until > ?)) \
      RETURNING user, key_name";
 
+/// How often a statement that meets a schema older than its own is run
+/// again after migrating. Once was enough at schema v10; with v11's longer
+/// migration, real Spin still answered "no such table" to 1–3 of 16 creates
+/// racing on an empty database after one try.
+const MISSING_SCHEMA_TRIES: usize = 3;
+
 /// keygate's operations over a key-value store and a SQLite database.
 /// `now` (Unix seconds) is a parameter everywhere so tests own the clock.
 #[derive(Clone, Copy)]
@@ -434,14 +440,18 @@ impl<'a> KeyService<'a> {
     /// during, is run again as [`retry`] decides (writes only when busy).
     fn execute(&self, statement: &str, params: &[SqlValue]) -> Result<Rows, StoreError> {
         let run = || retry::execute(self.sql, statement, params, Repeatable::IfReadOnly);
-        match run() {
-            Err(e) if e.is_missing_schema() => {
-                schema::migrate(self.sql)?;
-                schema::reload(self.sql)?;
-                run()
+        let mut result = run();
+        for _ in 0..MISSING_SCHEMA_TRIES {
+            match result {
+                Err(e) if e.is_missing_schema() => {
+                    schema::migrate(self.sql)?;
+                    schema::reload(self.sql)?;
+                    result = run();
+                }
+                other => return other,
             }
-            other => other,
         }
+        result
     }
 
     fn put_entry(&self, hash: &KeyHash, entry: &IndexEntry) -> Result<(), StoreError> {
