@@ -27,7 +27,7 @@ impl KeyService<'_> {
         if !is_key_id(id) {
             return Err(Error::KeyNotFound);
         }
-        let key = self.get_key(user, id, now)?;
+        let key = self.read_key(id, now)?;
         if key.revoked_at.is_some() {
             return Err(Error::KeyRevoked);
         }
@@ -72,7 +72,7 @@ impl KeyService<'_> {
                 Ok(rows) if rows.rows.is_empty() => {
                     // Deleted or revoked since it was read, or another
                     // request made these changes first.
-                    let key = self.get_key(user, id, now)?;
+                    let key = self.read_key(id, now)?;
                     if key.revoked_at.is_some() {
                         return Err(Error::KeyRevoked);
                     }
@@ -83,7 +83,7 @@ impl KeyService<'_> {
             }
         }
         self.refresh_entries(id)?;
-        self.get_key(user, id, now)
+        self.read_key(id, now)
     }
 
     /// `POST /api/keys/{id}/roll`: a new secret for the same key; the
@@ -158,7 +158,7 @@ impl KeyService<'_> {
         );
         let refused = match rolled {
             Ok(rows) if !rows.rows.is_empty() => None,
-            Ok(_) => Some(match self.get_key(user, id, now) {
+            Ok(_) => Some(match self.read_key(id, now) {
                 Ok(key) if key.revoked_at.is_some() => Error::KeyRevoked,
                 Ok(_) => Error::RollConflict,
                 Err(e) => e,
@@ -181,17 +181,7 @@ impl KeyService<'_> {
         }
         // The key as it is now (a patch may have committed since it was
         // read), else as it was read; with this roll's hint either way.
-        let fresh = self
-            .execute(
-                &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?"),
-                &[SqlValue::text(id)],
-            )
-            .ok();
-        let mut key = fresh
-            .as_ref()
-            .and_then(|rows| rows.first())
-            .and_then(|row| key_view(&row, now).ok())
-            .unwrap_or(read);
+        let mut key = self.read_key(id, now).unwrap_or(read);
         key.hint = secret.hint();
         Ok(CreatedKey { key, secret })
     }

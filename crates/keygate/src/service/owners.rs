@@ -177,7 +177,7 @@ impl KeyService<'_> {
             ],
         )?;
         if moved.rows.is_empty() {
-            let key = self.get_key(user, id, now)?;
+            let key = self.read_key(id, now)?;
             if key.revoked_at.is_some() {
                 return Err(Error::KeyRevoked);
             }
@@ -187,7 +187,7 @@ impl KeyService<'_> {
             // Already the owner's: nothing to move, nothing to audit.
         }
         self.refresh_entries(id)?;
-        self.get_key(user, id, now)
+        self.read_key(id, now)
     }
 
     /// `GET /api/users/{user_id}`: the user's keys by status, and how many
